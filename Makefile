@@ -1,0 +1,35 @@
+# Everything runs inside .venv so the project never depends on what the machine happens to have.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8765
+
+.PHONY: install fmt lint test check bench demo clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,emulator]'
+
+fmt:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test:
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
+
+check: lint test
+
+bench:
+	$(BIN)/python bench/plan_scale.py
+	$(BIN)/python bench/run_speed.py
+
+demo:
+	$(BIN)/python -m batch_share.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info

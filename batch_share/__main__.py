@@ -1,0 +1,3 @@
+from batch_share.cli import main
+
+main()
