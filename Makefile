@@ -29,7 +29,7 @@ bench:
 	$(BIN)/python bench/run_speed.py
 
 demo:
-	$(BIN)/python -m batch_share.demo
+	$(BIN)/python sample_sheets/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info

@@ -1,0 +1,196 @@
+"""Running the emulator over real HTTP: in a background thread (tests) or in the
+foreground (the `batch-share emulator` command)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from batch_share.emulator.server import GRAPHQL_PATH, Emulator
+
+_STARTUP_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind and listen before the server starts: port 0 then yields a free port with no race
+    between choosing it and using it, and connections queue up even before uvicorn runs."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # Name the protocol: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
+    # IPPROTO_TCP, and without it every response stalls ~40 ms on delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{GRAPHQL_PATH}"
+
+
+def _config(emulator: Emulator, *, log_config: dict[str, Any] | None) -> uvicorn.Config:
+    return uvicorn.Config(
+        emulator.app,
+        http="h11",  # dropped connections reach into the protocol's transport; pin which one
+        ws="none",
+        lifespan="off",
+        loop="asyncio",
+        log_config=log_config,
+        log_level="warning",
+        access_log=False,
+        # A stop must not hang on requests sleeping in injected latency.
+        timeout_graceful_shutdown=1,
+    )
+
+
+class ServerHandle:
+    """A running emulator server; a context manager that stops it on exit."""
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        url: str,
+        port: int,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+    ) -> None:
+        self.emulator = emulator
+        self.url = url
+        self.port = port
+        self._server = server
+        self._thread = thread
+
+    def __repr__(self) -> str:
+        return f"ServerHandle(url={self.url!r})"
+
+    @property
+    def key_id(self) -> str:
+        return self.emulator.key_id
+
+    @property
+    def secret(self) -> str:
+        return self.emulator.secret
+
+    @property
+    def state(self) -> Emulator:
+        """The live emulator behind the server (faults, counters, `access()`, `reset()`)."""
+        return self.emulator
+
+    def stop(self) -> None:
+        """Ask uvicorn to finish and wait for its thread; safe to call twice."""
+        self._server.should_exit = True
+        self._thread.join(_STOP_TIMEOUT)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the emulator on {self.url} did not stop")
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_in_thread(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
+    """Start serving `emulator` on a background thread with its own event loop; return once
+    it accepts requests. Port 0 picks a free port (see `.port` / `.url`)."""
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    # log_config=None: leave the host process's logging configuration alone.
+    server = uvicorn.Server(_config(emulator, log_config=None))
+    thread = threading.Thread(
+        target=_run, args=(server, sock), name=f"batch-share-emulator-{bound_port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + _STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join()
+            raise RuntimeError(f"the emulator did not start on {_url(host, bound_port)}")
+        time.sleep(0.005)
+    return ServerHandle(emulator, _url(host, bound_port), bound_port, server, thread)
+
+
+def _run(server: uvicorn.Server, sock: socket.socket) -> None:
+    # uvicorn closes the socket on a normal shutdown; `with` covers a failed startup too.
+    with sock:
+        server.run(sockets=[sock])
+
+
+def serve(
+    port: int,
+    *,
+    devices: int = 1000,
+    services_per_device: int = 3,
+    key_id: str | None = None,
+    secret: str | None = None,
+    seed: int = 0,
+    latency: float = 0.0,
+    p503: float = 0.0,
+    p429: float = 0.0,
+    retry_after: float = 1.0,
+    p_drop: float = 0.0,
+    rate_limit: float | None = None,
+    failing_devices: Iterable[str] = (),
+    unregistered_emails: Iterable[str] = (),
+    alias_cap: int | None = None,
+    p_apply_then_drop: float = 0.0,
+    silent_drop_devices: Iterable[str] = (),
+) -> None:
+    """Serve on 127.0.0.1:`port` (0 = any free port) until interrupted.
+
+    Prints, flushed, the three lines scripts parse: the URL, then the key pair as
+    environment assignments. The key is the emulator's own throwaway key (or the one
+    given), good for nothing but this server, which is why printing it is acceptable.
+    Raises ValueError for a nonsensical setting, OSError if the port is taken.
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, got {port}")
+    emulator = Emulator(
+        devices=devices,
+        services_per_device=services_per_device,
+        key_id=key_id,
+        secret=secret,
+        seed=seed,
+    )
+    faults = emulator.faults
+    faults.latency, faults.p503, faults.p429, faults.retry_after = latency, p503, p429, retry_after
+    faults.p_drop, faults.rate_limit, faults.alias_cap = p_drop, rate_limit, alias_cap
+    faults.p_apply_then_drop = p_apply_then_drop
+    faults.failing_devices = set(failing_devices)
+    faults.unregistered_emails = set(unregistered_emails)
+    faults.silent_drop_devices = set(silent_drop_devices)
+    faults.validate()
+    host = "127.0.0.1"
+    sock = _bind(host, port)
+    lines = (
+        f"batch-share emulator listening on {_url(host, sock.getsockname()[1])}",
+        f"R3_ACCESS_KEY_ID={emulator.key_id}",
+        f"R3_SECRET_ACCESS_KEY={emulator.secret}",
+    )
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    # Ctrl-C is how this server is meant to end: uvicorn shuts down gracefully, then
+    # re-raises the interrupt, which is no error here.
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(uvicorn.Server(_config(emulator, log_config=LOGGING_CONFIG)), sock)

@@ -1,0 +1,332 @@
+"""The GraphQL side: the remote.it schema subset, its resolvers, and document execution.
+
+The SDL is embedded (not read from disk) so the package is self-contained. It is the real
+subset with one deliberate change, see `share` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+from uuid import NAMESPACE_DNS, uuid5
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    build_schema,
+    execute_sync,
+    get_operation_ast,
+    validate,
+)
+
+from batch_share.emulator.counters import Counters, RequestRecord, ShareCall
+from batch_share.emulator.faults import Faults
+from batch_share.emulator.fleet import Device, Service
+from batch_share.emulator.state import Grant, ShareError, ShareRequest, ShareState
+
+MAX_PAGE_SIZE = 1000
+
+# `share` returns `Boolean!` on the real API, yet a failed share nulls only its own alias
+# and the fields after it still run. A spec-strict executor given `Boolean!` would null the
+# whole `data` and stop the serial mutation at the first error, so the executable schema
+# declares it nullable to behave like the real server.
+SDL = """
+type Query {
+  login: User
+}
+
+type Mutation {
+  share(action: SharingAction! = ADD, scripting: Boolean! = false, notify: Boolean! = true,
+        services: [ServiceSharingOptions!], email: [String!]!, deviceIds: [String!],
+        deviceId: String): Boolean
+}
+
+type User {
+  id: ID!
+  email: String
+  device(id: [String!]!): [Device!]
+  devices(sort: String! = "name", after: ID, from: Int = 0, size: Int = 100,
+          application: [Int!], hardwareId: String, id: [String!], name: String,
+          owner: Boolean, platform: [Int!], state: String): PaginatedDeviceResponse!
+  service(id: [String!]!): [Service!]
+}
+
+type Device {
+  id: ID!
+  name: String
+  owner: UserReference
+  access: [Access!]!
+  services(sort: String! = "name", application: [Int!], hardwareId: String, id: [String!],
+           name: String, owner: Boolean, platform: [Int!], state: String): [Service!]!
+  scripting: Boolean!
+  state: String!
+  online: Boolean!
+}
+
+type Service {
+  id: ID!
+  name: String
+  owner: UserReference
+  access: [Access!]!
+  device: Device
+  state: String!
+}
+
+type Access {
+  created: DateTime
+  scripting: Boolean
+  user: UserReference!
+}
+
+type UserReference {
+  id: ID!
+  email: String
+}
+
+type PaginatedDeviceResponse {
+  items: [Device!]!
+  hasMore: Boolean!
+  last: String
+  total: Int!
+}
+
+enum SharingAction {
+  ADD
+  REMOVE
+  LEAVE
+}
+
+input ServiceSharingOptions {
+  action: SharingAction! = ADD
+  serviceId: String!
+}
+
+scalar DateTime
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What resolvers need: the emulator's state and the request they are counted under."""
+
+    state: ShareState
+    faults: Faults
+    counters: Counters
+    record: RequestRecord
+
+
+Info: TypeAlias = "GraphQLResolveInfo[RequestContext]"
+
+
+# -- views: plain dicts shaped like the schema's types -------------------------------------
+
+
+def _user_ref(email: str) -> dict[str, str]:
+    return {"id": str(uuid5(NAMESPACE_DNS, email)), "email": email}
+
+
+def _access_list(grants: Mapping[str, Grant]) -> list[dict[str, Any]]:
+    return [
+        {"created": grant.created, "scripting": grant.scripting, "user": _user_ref(email)}
+        for email, grant in sorted(grants.items())
+    ]
+
+
+def _service_view(state: ShareState, service: Service, owner: str) -> dict[str, Any]:
+    return {
+        "id": service.id,
+        "name": service.name,
+        "owner": _user_ref(owner),
+        "access": _access_list(state.effective_service_grants(service.id)),
+        "deviceId": service.device_id,
+        "state": "active",
+    }
+
+
+def _device_view(state: ShareState, device: Device) -> dict[str, Any]:
+    grants = state.device_grants(device.id)
+    own_grant = grants.get(state.account)
+    return {
+        "id": device.id,
+        "name": device.name,
+        "owner": _user_ref(device.owner),
+        "access": _access_list(grants),
+        "services": [_service_view(state, s, device.owner) for s in device.services],
+        "scripting": device.owner == state.account or bool(own_grant and own_grant.scripting),
+        "state": "active",
+        "online": True,
+    }
+
+
+def _visible_devices(state: ShareState, ids: Sequence[str]) -> list[Device]:
+    """The requested devices the account can see, in request order; others are left out."""
+    found = (state.find_device(device_id) for device_id in ids)
+    return [device for device in found if device is not None and state.can_see(device)]
+
+
+# -- resolvers -----------------------------------------------------------------------------
+
+
+def _resolve_login(_root: object, info: Info) -> dict[str, Any]:
+    account = info.context.state.account
+    return {"id": str(uuid5(NAMESPACE_DNS, account)), "email": account}
+
+
+def _resolve_device(_user: object, info: Info, id: list[str]) -> list[Any]:  # noqa: A002
+    state = info.context.state
+    return [_device_view(state, device) for device in _visible_devices(state, id)]
+
+
+def _resolve_service(_user: object, info: Info, id: list[str]) -> list[Any]:  # noqa: A002
+    state = info.context.state
+    views = []
+    for service_id in id:
+        service = state.fleet.services.get(service_id.strip().upper())
+        device = None if service is None else state.find_device(service.device_id)
+        if service is not None and device is not None and state.can_see(device):
+            views.append(_service_view(state, service, device.owner))
+    return views
+
+
+def _resolve_devices(_user: object, info: Info, **args: Any) -> dict[str, Any]:
+    """Pages through visible devices sorted by name; filters: id, name (substring, any case),
+    owner (true = only the account's own). Other arguments are accepted and ignored."""
+    start, size = args.get("from") or 0, args.get("size")
+    size = 100 if size is None else size
+    if not 0 <= size <= MAX_PAGE_SIZE or start < 0:
+        raise GraphQLError(f"size must be between 0 and {MAX_PAGE_SIZE} and from at least 0")
+    state = info.context.state
+    devices = [d for d in state.fleet.devices.values() if state.can_see(d)]
+    if args.get("id") is not None:
+        devices = _visible_devices(state, args["id"])
+    if args.get("name"):
+        devices = [d for d in devices if args["name"].casefold() in d.name.casefold()]
+    if args.get("owner") is not None:
+        devices = [d for d in devices if (d.owner == state.account) == args["owner"]]
+    devices.sort(key=lambda d: (d.name, d.id))
+    page = devices[start : start + size]
+    return {
+        "items": [_device_view(state, device) for device in page],
+        "hasMore": start + size < len(devices),
+        "last": page[-1].id if page else None,
+        "total": len(devices),
+    }
+
+
+def _resolve_device_services(device: Mapping[str, Any], _info: Info, **args: Any) -> list[Any]:
+    services: list[dict[str, Any]] = device["services"]
+    if args.get("id") is not None:
+        wanted = {service_id.strip().upper() for service_id in args["id"]}
+        services = [s for s in services if s["id"] in wanted]
+    if args.get("name"):
+        services = [s for s in services if args["name"].casefold() in s["name"].casefold()]
+    return services
+
+
+def _resolve_service_device(service: Mapping[str, Any], info: Info) -> dict[str, Any] | None:
+    state = info.context.state
+    device = state.find_device(service["deviceId"])
+    return None if device is None else _device_view(state, device)
+
+
+def _named_devices(args: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every device the call names, whichever argument carries it."""
+    named = [args["deviceId"]] if args.get("deviceId") is not None else []
+    return tuple(named + list(args.get("deviceIds") or ()))
+
+
+def _service_entries(args: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    services = args.get("services")
+    return None if services is None else tuple((s["serviceId"], s["action"]) for s in services)
+
+
+def _share_request(args: Mapping[str, Any]) -> ShareRequest:
+    if args.get("deviceId") is not None and args.get("deviceIds") is not None:
+        raise ShareError("give deviceId or deviceIds, not both")
+    device_ids = _named_devices(args)
+    if not device_ids:
+        raise ShareError("deviceId or deviceIds is required")
+    return ShareRequest(
+        device_ids=device_ids,
+        emails=tuple(args["email"]),
+        action=args["action"],
+        scripting=args["scripting"],
+        services=_service_entries(args),
+    )
+
+
+def _share_call(alias: str, args: Mapping[str, Any], error: str | None) -> ShareCall:
+    return ShareCall(
+        alias=alias,
+        device_ids=_named_devices(args),
+        emails=tuple(args["email"]),
+        action=args["action"],
+        services=_service_entries(args),
+        error=error,
+    )
+
+
+def _resolve_share(_root: object, info: Info, **args: Any) -> bool:
+    """Raising GraphQLError nulls just this alias and puts its path in `errors`."""
+    context = info.context
+    alias = str(info.path.key)
+    try:
+        context.state.share(_share_request(args), context.faults)
+    except ShareError as error:
+        context.counters.share_executed(context.record, _share_call(alias, args, str(error)))
+        raise GraphQLError(str(error)) from None
+    context.counters.share_executed(context.record, _share_call(alias, args, None))
+    return True
+
+
+def _build() -> GraphQLSchema:
+    schema = build_schema(SDL)
+    resolvers = {
+        ("Query", "login"): _resolve_login,
+        ("Mutation", "share"): _resolve_share,
+        ("User", "device"): _resolve_device,
+        ("User", "devices"): _resolve_devices,
+        ("User", "service"): _resolve_service,
+        ("Device", "services"): _resolve_device_services,
+        ("Service", "device"): _resolve_service_device,
+    }
+    for (type_name, field_name), resolver in resolvers.items():
+        object_type = schema.get_type(type_name)
+        if not isinstance(object_type, GraphQLObjectType):
+            raise TypeError(f"{type_name} is not an object type in the SDL")
+        object_type.fields[field_name].resolve = resolver
+    return schema
+
+
+SCHEMA = _build()
+
+
+def root_field_count(document: DocumentNode, operation_name: str | None) -> int:
+    """How many root fields (aliases) the operation to run holds; 0 if there is none."""
+    operation = get_operation_ast(document, operation_name)
+    return 0 if operation is None else len(operation.selection_set.selections)
+
+
+def document_errors(document: DocumentNode) -> list[GraphQLError]:
+    return validate(SCHEMA, document)
+
+
+def execute_document(
+    document: DocumentNode,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    context: RequestContext,
+) -> dict[str, Any]:
+    """Run a validated document; mutation root fields run in order, each failing alone."""
+    result = execute_sync(
+        SCHEMA,
+        document,
+        context_value=context,
+        variable_values=variables,
+        operation_name=operation_name,
+    )
+    return dict(result.formatted)

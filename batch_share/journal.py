@@ -1,0 +1,188 @@
+"""Crash-safe memory of what the API has confirmed, and the run lock, in a state directory.
+
+The journal is a SQLite database in WAL mode. Each confirmed (device, service, email,
+action, options) is committed the moment the API answers `true`, so a process killed at
+any instant loses at most the requests that were in flight, and those are safe to send
+again (ADD of an existing share and REMOVE of an absent one both answer `true`).
+
+Entries are keyed by a hash that includes the API URL and the access key id, so a run
+against the emulator can never vouch for production, nor one account for another. The
+secret is never stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from batch_share.errors import LockHeldError, UsageError
+from batch_share.models import Intent
+
+log = logging.getLogger("batch_share")
+
+STATE_DIR_ENV = "BATCH_SHARE_STATE_DIR"
+DB_NAME = "journal.sqlite3"
+LOCK_NAME = "run.lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS confirmed (
+    intent TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    confirmed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    sheet TEXT NOT NULL,
+    api_url TEXT NOT NULL
+);
+"""
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$BATCH_SHARE_STATE_DIR`, else the per-user data dir (XDG on Linux, ~/Library on macOS)."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV]).expanduser()
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]) / "batch-share"
+    home = Path(env.get("HOME") or Path.home())
+    return home / ".local" / "state" / "batch-share"
+
+
+def intent_key(api_url: str, key_id: str, intent: Intent) -> str:
+    """A stable digest of one request as the API saw it; the journal's primary key."""
+    text = json.dumps(
+        [
+            api_url,
+            key_id,
+            intent.device_id,
+            intent.service_id,
+            intent.email_key,
+            intent.action.value,
+            intent.scripting,
+            intent.notify,
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Journal:
+    """Confirmed intents, one row each; opened per run, closed at its end."""
+
+    def __init__(self, state_dir: Path) -> None:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(state_dir / DB_NAME, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process (the WAL is in the OS cache); only a
+            # power cut could lose the last commits, and those intents are safe to resend.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise UsageError(f"cannot open the state directory {state_dir}: {error}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def start_run(self, run_id: str, sheet: str, api_url: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", (run_id, time.time(), sheet, api_url)
+        )
+
+    def record(self, run_id: str, intents: Iterable[str]) -> None:
+        """Commit confirmed intents now: one small transaction per API answer."""
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO confirmed VALUES (?, ?, ?)",
+                ((intent, run_id, now) for intent in intents),
+            )
+
+    def confirmed_since(self, intents: Iterable[str], since: float) -> dict[str, str]:
+        """Which of `intents` were confirmed at or after `since`, and by which run."""
+        found: dict[str, str] = {}
+        wanted = list(intents)
+        chunk = 500  # stay under SQLite's host-parameter limit
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            query = "SELECT intent, run_id FROM confirmed WHERE confirmed_at >= ? AND intent IN "
+            rows = self._db.execute(f"{query}({marks})", (since, *part))
+            found.update(dict(rows.fetchall()))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    pid: int
+    started: str
+
+
+@contextlib.contextmanager
+def run_lock(state_dir: Path) -> Iterator[LockInfo]:
+    """Hold the state directory for one run; a second run is refused (exit 4).
+
+    `flock` is released by the kernel when its holder dies, so a lock left by a killed run
+    is never stale in practice; the pid written inside only serves the refusal message and
+    the log line that says a dead run's lock was taken over.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_NAME
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(handle)
+            raise LockHeldError(
+                f"another batch-share run holds {path}"
+                + (f" (pid {holder.pid}, started {holder.started})" if holder else "")
+                + "; wait for it to finish"
+            ) from None
+        previous = _read_holder(handle)
+        if previous is not None and previous.pid != os.getpid():
+            log.warning(
+                "took over the run lock left by pid %s (started %s), which is no longer running",
+                previous.pid,
+                previous.started,
+            )
+        mine = LockInfo(os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{mine.pid} {mine.started}\n")
+        handle.flush()
+        try:
+            yield mine
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def _read_holder(handle: TextIO) -> LockInfo | None:
+    handle.seek(0)
+    parts = handle.read().split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        return None
+    return LockInfo(int(parts[0]), parts[1])

@@ -1,0 +1,461 @@
+"""Read a sheet file into a `Sheet`: every cell as the text the user typed, every row under
+the number the user sees in their spreadsheet.
+
+The loader is deliberately lossless and opinion-free. Nothing is stripped, nothing is
+converted: `0012`, `NA`, `null` and `TRUE` stay text, because an ID column that a spreadsheet
+turned into a number must be *reported* as mangled by validation, never silently repaired
+here. For workbooks the one thing added is a `typed` flag per distinct value, telling
+validation which texts were numbers, dates or booleans in the file.
+
+This is the only module that imports pandas. Columns are dictionary-encoded right after
+parsing (`pd.factorize`), so a million-row sheet never becomes a million Python objects.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from python_calamine import CalamineError, CalamineWorkbook, PasswordError
+
+from batch_share.errors import SheetError
+from batch_share.models import BoolArray, Column, IntArray, Sheet
+
+# Extension -> the delimiter to prefer when sniffing cannot decide.
+_TEXT_FORMATS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
+_WORKBOOK_FORMATS = (".xlsx", ".xlsm", ".xls", ".ods")
+_DELIMITERS = (",", ";", "\t", "|")
+# Enough records to judge the delimiter, small enough to sniff in a blink.
+_SNIFF_BYTES = 64 * 1024
+_UTF8_CHECK_CHUNK = 1 << 20
+# Excel keeps 15 significant digits, so this shows a number the way the spreadsheet does:
+# 12.0 -> "12", 0.5 -> "0.5", 8000000012345678 -> "8.00000001234568e+15".
+_NUMBER_FORMAT = ".15g"
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """One column of the raw grid (header and blank rows included), dictionary-encoded."""
+
+    codes: IntArray
+    values: tuple[str, ...]
+    typed: tuple[bool, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """Every record of the file as encoded columns; record i is row `first_row + i`, and
+    column j is the sheet's column `first_column + j` (both counted from 1)."""
+
+    columns: list[_Encoded]
+    first_row: int
+    first_column: int
+    sheet_name: str | None
+
+
+def load_sheet(path: Path, *, sheet: str | None = None) -> Sheet:
+    """Read a `.csv`/`.tsv`/`.txt` or `.xlsx`/`.xlsm`/`.xls`/`.ods` file losslessly.
+
+    `sheet` picks a worksheet by name (default: the first). Raises `SheetError`, naming the
+    file and the problem, when the file cannot be read or has no header row.
+    """
+    suffix = path.suffix.lower()
+    if suffix in _TEXT_FORMATS:
+        if sheet is not None:
+            raise SheetError(
+                f"{path.name}: has no worksheet named {sheet!r}: a text file has no worksheets"
+            )
+        grid = _read_text(path, default_delimiter=_TEXT_FORMATS[suffix])
+    elif suffix in _WORKBOOK_FORMATS:
+        grid = _read_workbook(path, sheet)
+    else:
+        supported = ", ".join((*_TEXT_FORMATS, *_WORKBOOK_FORMATS))
+        raise SheetError(
+            f"{path.name}: unsupported file type {suffix or '(no extension)'!r}; "
+            f"use one of {supported}"
+        )
+    return _assemble(grid, source=path.name)
+
+
+# --- text files -------------------------------------------------------------------------
+
+
+def _read_text(path: Path, *, default_delimiter: str) -> _Grid:
+    data = _utf8_bytes(path)
+    sample = data[:_SNIFF_BYTES].decode("utf-8", errors="ignore")
+    delimiter, width = _sniff_delimiter(
+        sample, default=default_delimiter, truncated=len(data) > _SNIFF_BYTES
+    )
+    columns = _parse_with_arrow(data, delimiter, width)
+    if columns is None:
+        columns = _parse_ragged(path, data, delimiter)
+    return _Grid(columns=columns, first_row=1, first_column=1, sheet_name=None)
+
+
+def _utf8_bytes(path: Path) -> bytes:
+    """The file's text as UTF-8 without a byte-order mark, whatever it was saved as."""
+    raw = _read_bytes(path)
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # The "utf-16" codec reads the byte-order mark to pick LE/BE and drops it.
+        data = _transcode(path, raw, "utf-16", "starts like UTF-16 but is not valid UTF-16")
+    else:
+        _refuse_binary(path, raw)
+        data = raw.removeprefix(codecs.BOM_UTF8)
+        if not (data.isascii() or _is_utf8(data)):
+            # What Excel on Windows writes for "CSV" when it is not told "CSV UTF-8".
+            data = _transcode(path, data, "cp1252", "is not UTF-8, UTF-16 or Windows-1252 text")
+    _refuse_binary(path, data)
+    return data
+
+
+def _transcode(path: Path, raw: bytes, encoding: str, problem: str) -> bytes:
+    try:
+        return raw.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SheetError(
+            f"{path.name}: {problem} (byte {err.start}); save it as CSV UTF-8"
+        ) from err
+
+
+def _refuse_binary(path: Path, data: bytes) -> None:
+    if b"\x00" in data:
+        raise SheetError(
+            f"{path.name}: is not a text file (it contains NUL bytes); a spreadsheet needs its "
+            "real extension, and UTF-16 text a byte-order mark"
+        )
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as err:
+        raise SheetError(f"{path}: no such file") from err
+    except IsADirectoryError as err:
+        raise SheetError(f"{path}: is a directory, not a sheet file") from err
+    except OSError as err:
+        raise SheetError(f"{path.name}: cannot be read ({err.strerror or err})") from err
+
+
+def _is_utf8(raw: bytes) -> bool:
+    """Validate in chunks: decoding a big file whole would build a str several times its size."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(raw)
+    try:
+        for start in range(0, len(raw), _UTF8_CHECK_CHUNK):
+            decoder.decode(view[start : start + _UTF8_CHECK_CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _sniff_delimiter(sample: str, *, default: str, truncated: bool) -> tuple[str, int]:
+    """Pick the delimiter that splits the sample's records into one column count above 1.
+
+    Returns the delimiter and the widest record seen with it. When no candidate is
+    consistent (a hand-edited file with a short row), the one that splits the first record
+    into the most columns wins; when nothing splits, the extension's default.
+    """
+    candidates = (default, *(d for d in _DELIMITERS if d != default))
+    consistent: list[tuple[int, str]] = []
+    by_header: list[tuple[int, str]] = []
+    for delimiter in candidates:
+        # Empty lines are blank rows whatever the delimiter; they say nothing about it.
+        records = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter) if r]
+        if truncated:
+            records = records[:-1]  # the sample may cut the last record short
+        if not records:
+            continue
+        widths = {len(record) for record in records}
+        if len(widths) == 1 and len(records[0]) > 1:
+            consistent.append((len(records[0]), delimiter))
+        by_header.append((len(records[0]), delimiter))
+    # max() keeps the first of equal widths, and candidates start with the default.
+    for choices in (consistent, [c for c in by_header if c[0] > 1]):
+        if choices:
+            width, delimiter = max(choices, key=lambda choice: choice[0])
+            return delimiter, width
+    return default, 1
+
+
+def _parse_with_arrow(data: bytes, delimiter: str, width: int) -> list[_Encoded] | None:
+    """The fast path, for rectangular files; None when pyarrow cannot take this file.
+
+    pyarrow.csv is used directly rather than through `pd.read_csv(engine="pyarrow")`
+    because pandas does not pass `newlines_in_values`: without it a quoted cell holding a
+    line break can be split at a block boundary. `ignore_empty_lines=False` keeps empty
+    lines as records, so they still count in the row numbers.
+    """
+    column_types = {f"f{i}": pa.string() for i in range(max(width, 1))}
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=column_types,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        # Rows of different lengths, an empty file, a cell bigger than a block: the
+        # slower path handles them all.
+        return None
+    if not all(pa.types.is_string(field.type) for field in table.schema):
+        # More columns than the sniffed sample showed: pyarrow inferred types for the
+        # rest, which would turn "0012" into 12. Never accept that.
+        return None
+    return [_encode_texts(column.to_pandas()) for column in table.columns]
+
+
+def _parse_ragged(path: Path, data: bytes, delimiter: str) -> list[_Encoded]:
+    """The slower path: rows of different lengths, or anything else pyarrow refuses.
+
+    pandas' C engine pads short rows when told how many columns to expect, and the widest
+    record is only known after a pass of the csv module (which streams, keeping no rows).
+    """
+    width = _widest_record(path, data, delimiter)
+    if width == 0:
+        return []
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            sep=delimiter,
+            header=None,
+            names=range(width),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,  # empty lines still count in the row numbers
+            engine="c",
+            encoding="utf-8",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise SheetError(f"{path.name}: cannot be parsed as delimited text ({err})") from err
+    return [_encode_texts(frame[name]) for name in frame.columns]
+
+
+def _widest_record(path: Path, data: bytes, delimiter: str) -> int:
+    with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="") as text:
+        try:
+            return max(map(len, csv.reader(text, delimiter=delimiter)), default=0)
+        except csv.Error as err:
+            raise SheetError(f"{path.name}: cannot be parsed as delimited text ({err})") from err
+
+
+def _encode_texts(cells: pd.Series[str]) -> _Encoded:
+    codes, uniques = pd.factorize(cells, use_na_sentinel=False)
+    return _Encoded(np.asarray(codes, dtype=np.int64), tuple(uniques), None)
+
+
+# --- workbooks --------------------------------------------------------------------------
+
+
+class _Boolean(Enum):
+    """Stands in for a boolean cell while factorizing: True == 1 == 1.0 in Python, so a
+    TRUE cell would otherwise share a value with a cell holding the number 1."""
+
+    FALSE = "FALSE"
+    TRUE = "TRUE"
+
+
+def _read_workbook(path: Path, wanted: str | None) -> _Grid:
+    raw = _read_bytes(path)
+    try:
+        # From the bytes, not the path: calamine then detects the format from the content,
+        # so an .xlsx saved under an .xls name (common for "Export to Excel") still reads.
+        with CalamineWorkbook.from_filelike(io.BytesIO(raw)) as workbook:
+            name = _pick_worksheet(path, workbook.sheet_names, wanted)
+            worksheet = workbook.get_sheet_by_name(name)
+            # Calamine trims the empty rows and columns before the data; `start` says
+            # where the trimmed range begins, which keeps row and column numbers true.
+            rows = worksheet.to_python()
+            start = worksheet.start
+    except PasswordError as err:
+        raise SheetError(f"{path.name}: is password-protected; save a copy without one") from err
+    except CalamineError as err:
+        raise SheetError(
+            f"{path.name}: cannot be read as a spreadsheet; the file is damaged or is not "
+            f"what its extension says ({err})"
+        ) from err
+    top, left = start if start is not None else (0, 0)
+    columns = [_encode_cells(cells) for cells in zip(*rows, strict=True)]
+    return _Grid(columns=columns, first_row=top + 1, first_column=left + 1, sheet_name=name)
+
+
+def _pick_worksheet(path: Path, names: list[str], wanted: str | None) -> str:
+    if not names:
+        raise SheetError(f"{path.name}: the workbook has no worksheets")
+    if wanted is None:
+        return names[0]
+    if wanted in names:
+        return wanted
+    by_case = [name for name in names if name.casefold() == wanted.casefold()]
+    if len(by_case) == 1:
+        return by_case[0]
+    listed = ", ".join(repr(name) for name in names)
+    raise SheetError(f"{path.name}: has no worksheet named {wanted!r}; it has {listed}")
+
+
+def _encode_cells(cells: tuple[object, ...]) -> _Encoded:
+    """Encode a workbook column on (text, typed): a number cell and a text cell that read the
+    same must stay apart, since only the number was mangled by the spreadsheet."""
+    keys = np.empty(len(cells), dtype=object)
+    keys[:] = cells
+    is_bool = np.fromiter(
+        (isinstance(cell, bool) for cell in cells), dtype=np.bool_, count=len(cells)
+    )
+    if is_bool.any():
+        keys[is_bool] = [_Boolean.TRUE if value else _Boolean.FALSE for value in keys[is_bool]]
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    # Distinct cell values can still show as the same text (1 and 1.0, or two numbers that
+    # differ past the 15th digit); merge them so `values` holds each (text, typed) once.
+    index: dict[tuple[str, bool], int] = {}
+    remap = np.fromiter(
+        (index.setdefault(_cell_text(value), len(index)) for value in uniques),
+        dtype=np.int64,
+        count=len(uniques),
+    )
+    return _Encoded(
+        remap[codes],
+        tuple(text for text, _ in index),
+        tuple(typed for _, typed in index),
+    )
+
+
+def _cell_text(value: object) -> tuple[str, bool]:
+    """A workbook cell as (the text the spreadsheet shows, whether it was typed non-text).
+
+    Error cells (#N/A, #DIV/0!) arrive as empty strings: python-calamine maps them so.
+    """
+    match value:
+        case str():
+            return value, False
+        case None:
+            return "", False
+        case _Boolean():
+            return value.value, True
+        case float():
+            return format(value, _NUMBER_FORMAT), True
+        case int():
+            return str(value), True
+        case datetime():
+            return value.isoformat(sep=" "), True
+        case date() | time():
+            return value.isoformat(), True
+        case timedelta():
+            return _duration_text(value), True
+        case _:
+            return str(value), True
+
+
+def _duration_text(value: timedelta) -> str:
+    """As Excel shows an elapsed time: 30:00:00, not "1 day, 6:00:00"."""
+    seconds = round(value.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours}:{minutes:02d}:{seconds:02d}"
+
+
+# --- from grid to sheet -----------------------------------------------------------------
+
+
+def _assemble(grid: _Grid, *, source: str) -> Sheet:
+    """Find the header (the first non-blank record), drop blank rows, and keep the rest
+    under their true row numbers."""
+    blank = _blank_records(grid.columns)
+    filled = np.flatnonzero(~blank)
+    if len(filled) == 0:
+        where = f" (worksheet {grid.sheet_name!r})" if grid.sheet_name is not None else ""
+        raise SheetError(f"{source}{where}: no header row: the sheet is empty")
+    header_at = int(filled[0])
+    data_rows = filled[1:]
+    blank_rows = len(blank) - header_at - 1 - len(data_rows)
+    # Usually nothing is blank after the header: a slice is a view, while indexing with
+    # the row list would copy every column of a million rows.
+    selection: slice | IntArray = slice(header_at + 1, None) if blank_rows == 0 else data_rows
+    dropped_rows = np.append(np.flatnonzero(blank), header_at)
+
+    header: list[str] = []
+    columns: list[Column] = []
+    for position, raw in enumerate(grid.columns, start=grid.first_column):
+        name = raw.values[int(raw.codes[header_at])]
+        column = _compact(
+            name, raw.codes[selection], raw.values, raw.typed, np.unique(raw.codes[dropped_rows])
+        )
+        if not name.strip():
+            if _all_blank(column):
+                continue  # padding beyond the table: no name, no data
+            # Data under no heading is kept under a made-up name rather than lost.
+            column = Column(f"column_{position}", column.codes, column.values, column.typed)
+        header.append(column.name)
+        columns.append(column)
+
+    return Sheet(
+        source=source,
+        sheet_name=grid.sheet_name,
+        header=tuple(header),
+        header_row=grid.first_row + header_at,
+        row_numbers=(data_rows + grid.first_row).astype(np.int64),
+        columns=tuple(columns),
+        blank_rows=blank_rows,
+    )
+
+
+def _blank_records(columns: list[_Encoded]) -> BoolArray:
+    """True for each record whose cells are all empty or whitespace; worked out once per
+    distinct value and broadcast, never per row in Python."""
+    height = len(columns[0].codes) if columns else 0
+    blank: BoolArray = np.ones(height, dtype=np.bool_)
+    for column in columns:
+        blank &= _blank_values(column.values, column.typed)[column.codes]
+    return blank
+
+
+def _blank_values(values: tuple[str, ...], typed: tuple[bool, ...] | None) -> BoolArray:
+    if typed is None:
+        flags = (not value.strip() for value in values)
+    else:
+        flags = (not t and not v.strip() for v, t in zip(values, typed, strict=True))
+    return np.fromiter(flags, dtype=np.bool_, count=len(values))
+
+
+def _compact(
+    name: str,
+    codes: IntArray,
+    values: tuple[str, ...],
+    typed: tuple[bool, ...] | None,
+    suspects: IntArray,
+) -> Column:
+    """A column of the data rows only. `suspects` are the values of the header and blank
+    rows, the only ones that may be missing from the data; those that are, go."""
+    unused = [int(code) for code in suspects if not np.any(codes == code)]
+    if not unused:
+        return Column(name, codes, values, typed)
+    used = np.ones(len(values), dtype=np.bool_)
+    used[unused] = False
+    new_index = np.cumsum(used, dtype=np.int64) - 1
+    return Column(
+        name,
+        new_index[codes],
+        tuple(itertools.compress(values, used)),
+        tuple(itertools.compress(typed, used)) if typed is not None else None,
+    )
+
+
+def _all_blank(column: Column) -> bool:
+    return bool(_blank_values(column.values, column.typed).all())

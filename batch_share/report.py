@@ -1,0 +1,387 @@
+"""Write the per-line result report as CSV, XLSX or JSONL (SPEC.md, Report).
+
+This module only writes: the caller decides every status and hands over finished rows.
+Decisions worth knowing:
+
+- Atomic on every exit path: the report is written to a hidden temp file next to the
+  target, fsynced and renamed over it, so a crash or Ctrl-C mid-write never leaves a torn
+  report or clobbers the previous one. A new report is readable by its owner only (it lists
+  who may reach which device); replacing an existing report keeps that file's permissions.
+- Formula neutralising (CSV and XLSX): a text cell starting with `= + - @`, tab or carriage
+  return (the OWASP CSV-injection list) gets a leading `'`, which spreadsheets treat as
+  "this is text". Legitimate values such as `-` or `+1 555 0100` get it too; that is the
+  accepted price. The integer columns (`row`, `attempts`) are numbers and never touched.
+  JSONL is data for programs, not a spreadsheet, so it carries every value exactly.
+- CSV is UTF-8 with a BOM (Excel otherwise guesses a legacy code page and garbles `Zoë`),
+  with the csv module's `\\r\\n` record ends, as Excel itself writes them.
+- XLSX keeps `Report` as the first sheet, so the report read back as input
+  (`run REPORT --only failed`) finds its rows on the default sheet, and makes `Summary`
+  the active sheet, so the workbook opens on it.
+- The summary goes only into the XLSX; a CSV or JSONL report stays one record per line so
+  it can be re-read by the loader or by line-oriented tools.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from batch_share.errors import UsageError
+from batch_share.models import Status
+
+REPORT_COLUMNS: tuple[str, ...] = (
+    "row",
+    "device_id",
+    "service_id",
+    "email",
+    "action",
+    "scripting",
+    "notify",
+    "status",
+    "code",
+    "message",
+    "attempts",
+    "mutation",
+)
+REPORT_EXTENSIONS: tuple[str, ...] = (".csv", ".jsonl", ".xlsx")
+# Rows per worksheet in Excel, header included; a longer sheet would not open.
+XLSX_MAX_ROWS = 1_048_576
+
+Cell = str | int
+
+_FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+_STATUS_COLUMN = REPORT_COLUMNS.index("status")
+# Excel's own "Good", "Bad" and "Neutral" fills, plus an orange and a grey.
+_STATUS_COLOURS: Mapping[str, str] = {
+    Status.SUCCEEDED.value: "C6EFCE",
+    Status.FAILED.value: "FFC7CE",
+    Status.INVALID.value: "F8CBAD",
+    Status.CONFLICT.value: "FFEB9C",
+    Status.NOT_RUN.value: "D9D9D9",
+}
+_COLUMN_WIDTHS: Mapping[str, int] = {
+    "row": 7,
+    "device_id": 25,
+    "service_id": 25,
+    "email": 32,
+    "action": 9,
+    "scripting": 10,
+    "notify": 8,
+    "status": 11,
+    "code": 22,
+    "message": 60,
+    "attempts": 9,
+    "mutation": 12,
+}
+_XLSX_MAX_CELL_TEXT = 32_767  # Excel refuses to open a workbook with a longer cell
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSummary:
+    """What the Summary sheet shows: line counts by status, then ordered key/value facts
+    (run id, started, elapsed, api url, input file and its sha256, mutations, ...)."""
+
+    counts: Mapping[str, int]
+    fields: Sequence[tuple[str, str]]
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse a report path that cannot be written, before anything is sent."""
+    if path.suffix.lower() not in REPORT_EXTENSIONS:
+        accepted = ", ".join(REPORT_EXTENSIONS)
+        raise UsageError(
+            f"report {path}: unknown format {path.suffix or '(no extension)'!r}; "
+            f"the extension must be one of {accepted}"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"report {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"report {path}: is a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"report {path}: directory {parent} is not writable")
+
+
+def write_report(
+    path: Path,
+    extra_columns: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    summary: ReportSummary,
+) -> Path:
+    """Write the report atomically in the format its extension names and return `path`.
+
+    Each row holds `len(REPORT_COLUMNS) + len(extra_columns)` cells in header order, with
+    `row` and `attempts` as ints. `rows` is consumed once, as it is written.
+    """
+    check_report_path(path)
+    header = (*REPORT_COLUMNS, *extra_columns)
+    write = _WRITERS[path.suffix.lower()]
+    _replace_atomically(path, lambda out: write(out, header, rows, summary))
+    return path
+
+
+def default_report_path(sheet_path: Path, now: datetime) -> Path:
+    """`<stem>.result-<UTC YYYYmmddTHHMMSSZ>.csv` next to the sheet."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return sheet_path.with_name(f"{sheet_path.stem}.result-{stamp}.csv")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, streamed, so a report can name exactly what it ran."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+# --- atomic replacement ---------------------------------------------------------------
+
+
+def _replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    # BaseException on purpose: Ctrl-C mid-write must not leave the temp file behind.
+    temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, kept on success
+        mode="wb", delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    temp_path = Path(temp.name)
+    try:
+        with temp:
+            write(temp)
+            temp.flush()
+            os.fsync(temp.fileno())
+        _keep_permissions(path, temp_path)
+        temp_path.replace(path)  # os.replace: atomic on POSIX and Windows
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _keep_permissions(path: Path, temp_path: Path) -> None:
+    """Replacing a report must not change who can read it; a new one stays owner-only."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    temp_path.chmod(mode)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable. Best effort: Windows has no directory handles and
+    some network filesystems refuse the call, and the report is in place either way."""
+    if sys.platform == "win32":
+        return
+    with suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@contextmanager
+def _text_stream(binary: IO[bytes], encoding: str, newline: str) -> Iterator[io.TextIOWrapper]:
+    # backslashreplace: a stray lone surrogate must not cost the whole report.
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="backslashreplace", newline=newline)
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()  # leave the temp file open for fsync
+
+
+# --- rows -------------------------------------------------------------------------------
+
+
+def _neutralise(text: str) -> str:
+    return "'" + text if text[:1] in _FORMULA_TRIGGERS else text
+
+
+def _checked(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[Sequence[Cell]]:
+    """Rows of the header's width; a short or long row would shift every later column."""
+    for index, row in enumerate(rows, 1):
+        if len(row) != width:
+            raise ValueError(f"report line {index} has {len(row)} cells, expected {width}")
+        yield row
+
+
+def _write_csv(
+    out: IO[bytes],
+    header: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    _summary: ReportSummary,
+) -> None:
+    with _text_stream(out, "utf-8-sig", newline="") as text:
+        writer = csv.writer(text)
+        writer.writerow([_neutralise(name) for name in header])
+        writer.writerows(_csv_records(rows, len(header)))
+
+
+def _csv_records(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[list[Cell]]:
+    # One generator with the neutralising inlined: this runs for every cell of a report
+    # that may have a million lines, and each extra layer costs a visible fraction.
+    triggers = _FORMULA_TRIGGERS
+    for row in _checked(rows, width):
+        yield [
+            "'" + cell if isinstance(cell, str) and cell[:1] in triggers else cell for cell in row
+        ]
+
+
+def _write_jsonl(
+    out: IO[bytes],
+    header: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    _summary: ReportSummary,
+) -> None:
+    keys = _unique_keys(header)
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    with _text_stream(out, "utf-8", newline="\n") as text:
+        text.writelines(
+            encode(dict(zip(keys, row, strict=True))) + "\n" for row in _checked(rows, len(header))
+        )
+
+
+def _unique_keys(header: Sequence[str]) -> list[str]:
+    """JSON objects cannot repeat a key, but a sheet can repeat a column name (or reuse a
+    report column's name): later ones become `name.1`, `name.2`, as pandas names them."""
+    seen: set[str] = set()
+    keys = []
+    for name in header:
+        key, number = name, 0
+        while key in seen:
+            number += 1
+            key = f"{name}.{number}"
+        seen.add(key)
+        keys.append(key)
+    return keys
+
+
+# --- xlsx -------------------------------------------------------------------------------
+
+
+def _write_xlsx(
+    out: IO[bytes],
+    header: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    summary: ReportSummary,
+) -> None:
+    # Write-only mode streams rows to disk, so a million-line report fits in memory.
+    workbook = Workbook(write_only=True)
+    report_sheet = workbook.create_sheet("Report")
+    summary_sheet = workbook.create_sheet("Summary")
+    try:
+        _fill_report_sheet(report_sheet, header, rows)
+        _fill_summary_sheet(summary_sheet, summary)
+    except BaseException:
+        for sheet in (report_sheet, summary_sheet):
+            _discard_sheet(sheet)
+        raise
+    workbook.active = summary_sheet  # opens on Summary; Report stays first (see top)
+    workbook.save(out)
+
+
+def _discard_sheet(sheet: Any) -> None:
+    """Abandon a half-streamed write-only sheet tidily.
+
+    openpyxl streams each sheet into its own temp file through a generator; left to the
+    garbage collector, that generator fails noisily on an already-closed file and the temp
+    file lingers until exit. Closing then deleting it here avoids both. The writer is
+    private, hence the guarded lookup; a failure here must not mask the error being raised.
+    """
+    writer = getattr(sheet, "_writer", None)
+    if writer is None or sheet.closed:
+        return
+    with suppress(Exception):
+        sheet.close()
+        writer.cleanup()
+
+
+def _xlsx_text(text: str) -> str:
+    """Text an XLSX cell can hold, stored as text: control characters that XML forbids
+    become U+FFFD, overlong text is cut to Excel's limit, and formulas are neutralised
+    (openpyxl would otherwise store a string starting with `=` as a formula)."""
+    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+    if len(text) > _XLSX_MAX_CELL_TEXT:
+        text = text[: _XLSX_MAX_CELL_TEXT - 1] + "\u2026"
+    return _neutralise(text)
+
+
+def _xlsx_value(cell: Cell) -> Cell:
+    return _xlsx_text(cell) if isinstance(cell, str) else cell
+
+
+def _bold_cell(sheet: Any, value: Cell) -> Any:
+    cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
+    cell.font = Font(bold=True)
+    return cell
+
+
+def _status_cell(sheet: Any, status: str) -> Any:
+    cell = WriteOnlyCell(sheet, value=status)
+    cell.fill = PatternFill(fill_type="solid", start_color=_STATUS_COLOURS[status])
+    return cell
+
+
+def _fill_report_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
+    # Write-only sheets emit views and column widths with the first row: set them first.
+    # Only the active sheet may be tab-selected, or Excel opens with both sheets grouped.
+    sheet.sheet_view.tabSelected = False
+    sheet.freeze_panes = "A2"
+    for index, name in enumerate(header, 1):
+        width = _COLUMN_WIDTHS.get(name, min(max(len(name) + 2, 12), 40))
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.append([_bold_cell(sheet, name) for name in header])
+    # openpyxl writes an appended cell object before taking the next row, so one styled
+    # cell per status can be reused for every line instead of styling a million cells.
+    status_cells = {status: _status_cell(sheet, status) for status in _STATUS_COLOURS}
+    count = 0
+    for row in _checked(rows, len(header)):
+        count += 1
+        if count >= XLSX_MAX_ROWS:
+            raise UsageError(
+                f"the report has more than {XLSX_MAX_ROWS - 1:,} lines, more than an .xlsx "
+                "sheet holds; write it as .csv or .jsonl"
+            )
+        values: list[Any] = [_xlsx_value(cell) for cell in row]
+        styled = status_cells.get(str(row[_STATUS_COLUMN]))
+        if styled is not None:
+            values[_STATUS_COLUMN] = styled
+        sheet.append(values)
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{count + 1}"
+
+
+def _fill_summary_sheet(sheet: Any, summary: ReportSummary) -> None:
+    sheet.sheet_view.tabSelected = True
+    sheet.column_dimensions["A"].width = 24
+    sheet.column_dimensions["B"].width = 64
+    sheet.append([_bold_cell(sheet, "status"), _bold_cell(sheet, "lines")])
+    # Every status is listed, zeros included, so "failed 0" is stated rather than implied.
+    statuses = [*_STATUS_COLOURS, *(s for s in summary.counts if s not in _STATUS_COLOURS)]
+    for status in statuses:
+        label = _status_cell(sheet, status) if status in _STATUS_COLOURS else _xlsx_text(status)
+        sheet.append([label, summary.counts.get(status, 0)])
+    sheet.append([_bold_cell(sheet, "total"), _bold_cell(sheet, sum(summary.counts.values()))])
+    sheet.append([])
+    for key, value in summary.fields:
+        sheet.append([_xlsx_text(key), _xlsx_text(value)])
+
+
+_Writer = Callable[[IO[bytes], Sequence[str], Iterable[Sequence[Cell]], ReportSummary], None]
+_WRITERS: Mapping[str, _Writer] = {".csv": _write_csv, ".jsonl": _write_jsonl, ".xlsx": _write_xlsx}

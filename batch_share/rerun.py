@@ -1,0 +1,80 @@
+"""A report is valid input: `run REPORT --only failed,not-run` retries exactly those lines.
+
+Pure: turns a loaded report (a `Sheet` whose header starts with the report columns) into a
+sheet of just the selected lines, numbered with their ORIGINAL row numbers and carrying
+their original extra columns, so the new report lines up with the first sheet.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from batch_share.errors import SheetError, UsageError
+from batch_share.models import Column, Sheet, Status
+
+# Columns a report adds that are output, not input: they must not come back as extras.
+REPORT_ONLY_COLUMNS = ("row", "status", "code", "message", "attempts", "mutation")
+_NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
+
+
+def parse_only(text: str) -> frozenset[str]:
+    """`--only failed,not-run` -> statuses; unknown names are a usage error."""
+    wanted = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+    known = {status.value for status in Status}
+    unknown = sorted(wanted - known)
+    if unknown or not wanted:
+        raise UsageError(
+            f"--only takes statuses separated by commas ({', '.join(sorted(known))}); got {text!r}"
+        )
+    return wanted
+
+
+def is_report(sheet: Sheet) -> bool:
+    names = {name.strip().lower() for name in sheet.header}
+    return {"row", "status", "mutation"} <= names
+
+
+def select_report_lines(sheet: Sheet, only: frozenset[str]) -> Sheet:
+    """The report lines whose status is in `only`, as a sheet batch-share can plan again."""
+    if not is_report(sheet):
+        raise SheetError(
+            f"{sheet.source}: --only needs a batch-share report (columns row, status, ...); "
+            "this sheet has none"
+        )
+    index = {name.strip().lower(): i for i, name in reversed(list(enumerate(sheet.header)))}
+    status = sheet.columns[index["status"]]
+    wanted_codes = [k for k, value in enumerate(status.values) if value.strip().lower() in only]
+    keep = np.flatnonzero(np.isin(status.codes, wanted_codes))
+    row_column = sheet.columns[index["row"]]
+    row_numbers = np.asarray(
+        [_row_number(sheet, row_column.values[int(row_column.codes[i])], int(i)) for i in keep],
+        dtype=np.int64,
+    )
+    dropped = {index[name] for name in REPORT_ONLY_COLUMNS if name in index}
+    kept_columns = [i for i in range(len(sheet.header)) if i not in dropped]
+    return Sheet(
+        source=sheet.source,
+        sheet_name=sheet.sheet_name,
+        header=tuple(sheet.header[i] for i in kept_columns),
+        header_row=sheet.header_row,
+        row_numbers=row_numbers,
+        columns=tuple(_take(sheet.columns[i], keep) for i in kept_columns),
+    )
+
+
+def _row_number(sheet: Sheet, text: str, line: int) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise SheetError(
+            f"{sheet.source}: row {int(sheet.row_numbers[line])}, column row: "
+            f"{text!r} is not a row number"
+        ) from None
+
+
+def _take(column: Column, keep: np.ndarray) -> Column:
+    """The kept cells, with the report's formula-guard apostrophe taken off again."""
+    values = tuple(_NEUTRALISED.sub("", value) for value in column.values)
+    return Column(column.name, column.codes[keep], values, column.typed)

@@ -1,0 +1,38 @@
+"""Shared fixtures: a real emulator server on loopback.
+
+One server runs for the whole session (starting one per test would add a tenth of a second
+each); the `emulator` fixture resets it before every test, so each test starts from the
+seed shares, no faults and zero counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from batch_share.emulator import Emulator, ServerHandle, serve_in_thread
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[ServerHandle]:
+    with serve_in_thread(Emulator(devices=50)) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(emulator_server: ServerHandle) -> ServerHandle:
+    """The running emulator, reset: `.url`, `.key_id`, `.secret`, and `.state` (the live
+    `Emulator`: faults, counters, `access()`)."""
+    emulator_server.state.reset()
+    return emulator_server
+
+
+@pytest.fixture
+def credentials_env(emulator: ServerHandle) -> dict[str, str]:
+    """Environment for running the CLI in a subprocess against the emulator."""
+    return {
+        "R3_ACCESS_KEY_ID": emulator.key_id,
+        "R3_SECRET_ACCESS_KEY": emulator.secret,
+        "REMOTEIT_API_URL": emulator.url,
+    }
