@@ -189,7 +189,8 @@ def _print_plan(console: Console, planned: PlannedSheet, summary: Mapping[str, A
         f"  {summary['mutations']} mutations on {summary['devices']} devices in "
         f"{summary['http_requests']} HTTP requests ({summary['per_request']} per request)"
     )
-    _show_problems(console, planned.validated.problems + _plan_problems(planned))
+    problems = planned.validated.problems + _plan_problems(planned)
+    _show_problems(console, tuple(sorted(problems, key=lambda problem: problem.row)))
     limit = None if console.verbose else MUTATIONS_SHOWN
     preview = mutation_preview(planned, limit)
     if preview:

@@ -16,8 +16,8 @@ Rules, in order:
    is therefore reported as a conflict too.
 3. Conflicts: two distinct requests for the same (device, email key) whose scopes overlap (the
    same service, or either is whole-device) and whose action, scripting or notify differ.
-   Every such line is marked `conflict`, names the other rows and why, and is not sent:
-   guessing which row the admin meant would be worse than doing neither.
+   Every such line is marked `conflict`, names the other rows (the first ten) and why, and is
+   not sent: guessing which row the admin meant would be worse than doing neither.
 4. Grouping, per device. For each email, its whole-device request is one call signature
    ("device", action, scripting, notify); its service requests with the same scripting and
    notify form one signature (services with their own actions, scripting, notify), because a
@@ -30,8 +30,9 @@ Rules, in order:
 5. Order: mutations sort by device id, then signature (whole-device calls by action,
    scripting, notify; then services calls, fewer services first, then by service id and
    action, then scripting, notify); emails within a mutation sort by key, each written as on
-   its first line. Ids count up in that order: M0001, M0002, ... Nothing depends on row
-   order except which spelling of an address written two ways is sent.
+   its first line. Ids count up in that order: M0001, M0002, ... (wider past M9999).
+   Nothing depends on row order except which spelling of an address written two ways is
+   sent.
 
 Worked example (IDs shortened; blank options take the defaults scripting=false, notify=true):
 
@@ -574,19 +575,21 @@ def _build_mutations(
     the mutation of each call group."""
     if len(calls.device) == 0:
         return (), np.zeros(0, dtype=np.int64)
-    mutation_key, _ = _pack(
+    mutation_key, mutation_bound = _pack(
         (calls.device, len(encoded.device_ids)),
         (calls.signature, calls.signature_count),
         (calls.options, _N_OPTIONS),
     )
-    distinct, call_mutation = np.unique(mutation_key, return_inverse=True)
-    count = len(distinct)
+    by_email, _ = _pack((mutation_key, mutation_bound), (calls.email, encoded.email_count))
     # Unique keys (an email has one call group per signature), so any sort is deterministic.
-    by_email, _ = _pack((call_mutation, count), (calls.email, encoded.email_count))
     order = np.argsort(by_email)
-    bounds = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(call_mutation, minlength=count), out=bounds[1:])
-    head = order[bounds[:-1]]
+    heads = _run_heads(mutation_key[order])
+    call_mutation = np.empty(len(order), dtype=np.int64)
+    call_mutation[order] = np.cumsum(heads) - 1
+    starts = np.flatnonzero(heads)
+    count = len(starts)
+    bounds = np.append(starts, len(order))
+    head = order[starts]
     spelling = np.asarray(lines.emails, dtype=object)
     spelled: list[str] = spelling[lines.email[calls.first_line[order]]].tolist()
     limits = bounds.tolist()
