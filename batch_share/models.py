@@ -274,8 +274,9 @@ class Plan:
     """What will be sent, and which line goes out in which mutation.
 
     `line_mutation[i]` is the index into `mutations` that carries line i, or -1 when the line
-    is not sent (invalid, conflict, or a duplicate that rides on an earlier line).
-    `duplicate_of[i]` is the line a duplicate repeats, or -1.
+    is not sent (invalid or conflict). A duplicate carries the mutation of the line it
+    repeats, and `duplicate_of[i]` names that line (-1 for every other line); the duplicate
+    itself adds nothing to the mutation and takes that line's outcome.
     """
 
     mutations: tuple[Mutation, ...]

@@ -301,17 +301,23 @@ def test_thirty_percent_transient_faults_still_end_all_succeeded(
 ) -> None:
     faults = emulator.state.faults
     faults.p503, faults.p429, faults.p_drop, faults.retry_after = 0.1, 0.1, 0.1, 0.05
-    sheet = write_sheet(tmp_path / "sheet.csv", add_rows(range(1, 13)))
+    devices = range(1, 21)
+    sheet = write_sheet(tmp_path / "sheet.csv", add_rows(devices))
     report = tmp_path / "report.csv"
 
     result = invoke(
-        "run", sheet, "--report", report, "--rate", "1000", "--per-request", "2", "--json"
+        "run", sheet, "--report", report, "--rate", "1000", "--per-request", "1", "--json"
     )
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["retries"] > 0  # the faults did strike
+    counters = emulator.state.counters
+    struck = (
+        counters.dropped + counters.status_counts.get(503, 0) + counters.status_counts.get(429, 0)
+    )
+    assert struck > 0
+    assert json.loads(result.stdout)["retries"] == struck
     assert {line["status"] for line in read_report(report)} == {"succeeded"}
-    for i in range(1, 13):
+    for i in devices:
         assert emulator.state.access(device_id(i)) == {f"user{i}@example.com": False}
 
 
@@ -372,7 +378,8 @@ def test_plain_http_to_a_remote_host_is_refused(
     )
 
     assert result.exit_code == 2, result.output
-    assert "http://example.com" in result.stderr
+    assert "http://" in result.stderr
+    assert "example.com" in result.stderr
     assert emulator.state.counters.requests == 0
 
 
@@ -495,9 +502,7 @@ def test_quiet_prints_only_the_final_line(invoke: Invoke, tmp_path: Path) -> Non
     assert printed[0].endswith("exit 0")
 
 
-def test_json_log_format_makes_every_stderr_line_an_object(
-    invoke: Invoke, tmp_path: Path
-) -> None:
+def test_json_log_format_makes_every_stderr_line_an_object(invoke: Invoke, tmp_path: Path) -> None:
     sheet = write_sheet(
         tmp_path / "sheet.csv", [*HAPPY_ROWS, [device_id(9), "", "bad-address", "add"]]
     )
