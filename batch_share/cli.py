@@ -12,14 +12,13 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from batch_share.errors import BatchShareError, exit_code_for
+from batch_share.errors import BatchShareError, ReportError, exit_code_for
 from batch_share.models import ExitCode, Problem, Status
 
 if TYPE_CHECKING:
@@ -264,7 +263,10 @@ def plan(
         for mutation in planned.plan.mutations:
             typer.echo(json.dumps({"mutation": mutation.id, **mutation.variables()}))
     if report is not None:
-        _write_report(report, planned, None, summary, started=time.time(), api_url=None)
+        try:
+            _write_report(report, planned, None, summary, started=time.time(), api_url=None)
+        except ReportError as error:
+            raise _fail(console, error) from None
     counts = status_counts(planned, None)
     problems = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
     if planned.sheet.row_count == 0 or planned.sendable_lines == 0:
@@ -300,12 +302,15 @@ def _write_report(
         ("input_sha256", sha256_file(planned.path) if planned.path else ""),
         ("elapsed_seconds", f"{time.time() - started:.2f}"),
     ]
-    write_report(
-        path,
-        planned.extra_columns,
-        report_rows(planned, outcomes or {}),
-        ReportSummary(counts=counts, fields=facts),
-    )
+    try:
+        write_report(
+            path,
+            planned.extra_columns,
+            report_rows(planned, outcomes or {}),
+            ReportSummary(counts=counts, fields=facts),
+        )
+    except OSError as error:
+        raise ReportError(f"could not write the report {path}: {error.strerror or error}") from None
 
 
 def _progress_printer(
@@ -413,7 +418,14 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Apply a sheet to the remote.it API and write the per-row report."""
-    from batch_share.pipeline import Guard, check_guard, removal_preview
+    from batch_share.models import Outcome
+    from batch_share.pipeline import (
+        Guard,
+        RunResult,
+        check_guard,
+        pending_outcomes,
+        removal_preview,
+    )
     from batch_share.report import check_report_path, default_report_path
 
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
@@ -444,12 +456,20 @@ def run(
         )
     except BatchShareError as error:
         for line in removal_preview(planned):
-            console.info(f"  would {line.split(': ', 1)[1]} ({line.split(': ', 1)[0]})")
-        _write_report(report, planned, None, summary, started=started, api_url=None)
+            console.info(f"  would {line}")
+        refused = pending_outcomes(planned, Outcome(Status.NOT_RUN, "guard-refused", str(error)))
         console.error(str(error))
-        _finish(console, command, planned, None, summary, report, ExitCode.SAFETY_GUARD, started)
+        try:
+            _write_report(report, planned, refused, summary, started=started, api_url=None)
+        except ReportError as report_error:
+            console.error(str(report_error))
+        result = RunResult(None, refused)
+        _finish(console, command, planned, result, summary, report, ExitCode.SAFETY_GUARD, started)
     if credentials is None:
-        _write_report(report, planned, None, summary, started=started, api_url=None)
+        try:
+            _write_report(report, planned, None, summary, started=started, api_url=None)
+        except ReportError as error:
+            raise _fail(console, error) from None
         counts = _finish_counts(planned, None)
         bad = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
         code = ExitCode.SOME_ROWS_NOT_DONE if bad else ExitCode.OK
@@ -493,7 +513,8 @@ def _execute(
     started: float,
 ) -> RunResult:
     """Send, and write the report whatever happens: success, abort, or an exception."""
-    from batch_share.pipeline import RunResult, line_outcomes, run_plan
+    from batch_share.models import Outcome
+    from batch_share.pipeline import RunResult, pending_outcomes, run_plan
 
     on_progress, close_progress = _progress_printer(console)
     result = RunResult(None)
@@ -517,10 +538,8 @@ def _execute(
             )
             outcomes = result.outcomes
         else:
-            outcomes = {
-                line: replace(o, status=Status.NOT_RUN, code="not-sent", message="run failed")
-                for line, o in line_outcomes(planned, None).items()
-            }
+            failed = Outcome(Status.NOT_RUN, "not-sent", "the run stopped before sending this")
+            outcomes = pending_outcomes(planned, failed)
         _write_report(report, planned, outcomes, summary, started=started, api_url=api_url)
     if result.aborted == "auth-refused":
         console.error("the API refused the credentials; stopped sending (see the report)")

@@ -11,6 +11,7 @@ that stop a whole command.
     │   └── InsecureURLError       plain http:// to a host that is not loopback
     ├── SafetyGuardError           exit 4: the run was refused before sending anything
     │   └── LockHeldError          another run holds the state directory
+    ├── ReportError                exit 1: the report could not be written (disk, permissions)
     ├── ApiError                   one HTTP exchange with the API went wrong
     │   ├── AuthRefusedError       401/403: stop everything (exit 3)
     │   ├── RetryableError         worth another attempt
@@ -56,6 +57,12 @@ class SafetyGuardError(BatchShareError):
 
 class LockHeldError(SafetyGuardError):
     pass
+
+
+class ReportError(BatchShareError):
+    """Raised after the work is done, so the exit code says "finished, but" rather than 2."""
+
+    exit_code = ExitCode.SOME_ROWS_NOT_DONE
 
 
 class ApiError(BatchShareError):

@@ -149,8 +149,17 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
         )
 
 
+def pending_outcomes(planned: PlannedSheet, outcome: Outcome) -> dict[int, Outcome]:
+    """The same outcome for every line that would have been sent (a refused or failed run)."""
+    plan = planned.plan
+    sent = np.flatnonzero((plan.line_mutation >= 0) & (plan.duplicate_of < 0))
+    return dict.fromkeys(map(int, sent), outcome)
+
+
 def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
     """Human lines for the first `limit` removals, for the guard's refusal message."""
+    if limit <= 0:
+        return []
     remove = ACTIONS.index(Action.REMOVE)
     preview: list[str] = []
     removing = (planned.lines.action == remove) & (planned.plan.line_mutation >= 0)
@@ -158,7 +167,7 @@ def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
         intent = planned.lines.intent(line)
         target = intent.device_id + (f" service {intent.service_id}" if intent.service_id else "")
         row = int(planned.sheet.row_numbers[int(planned.lines.row[line])])
-        preview.append(f"row {row}: remove {intent.email} from {target}")
+        preview.append(f"remove {intent.email} from {target} (row {row})")
         if len(preview) == limit:
             break
     return preview

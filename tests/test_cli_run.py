@@ -151,6 +151,50 @@ def test_happy_path_applies_the_sheet_and_reports_every_line(
     assert len(set(mutations)) == 5
 
 
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
+
+# sample_sheets/README.md, the messy.csv table: row -> expected (status, code) of each line.
+MESSY_EXPECTED = {
+    2: [("succeeded", "")],
+    3: [("invalid", "missing-device-id")],
+    4: [("invalid", "invalid-device-id")],
+    5: [("invalid", "id-mangled")],
+    6: [("invalid", "id-mangled")],
+    7: [("invalid", "id-mangled")],
+    8: [("invalid", "invalid-service-id")],
+    9: [("invalid", "missing-email")],
+    10: [("invalid", "invalid-email")],
+    11: [("invalid", "unknown-action")],
+    12: [("invalid", "invalid-boolean")],
+    13: [("invalid", "leave-with-service")],
+    15: [("succeeded", "")] * 2,
+    16: [("succeeded", ""), ("invalid", "invalid-email")],
+    17: [("failed", "api-error")],
+    18: [("conflict", "conflict")],
+    19: [("conflict", "conflict")],
+    20: [("succeeded", "")],
+    21: [("succeeded", "")],
+    22: [("succeeded", "")],
+    23: [("invalid", "id-mangled")],
+}
+
+
+def test_messy_sample_ends_as_its_readme_says(invoke: Invoke, tmp_path: Path) -> None:
+    report = tmp_path / "messy.csv"
+
+    result = invoke("run", SAMPLES / "messy.csv", "--report", report)
+
+    assert result.exit_code == 1, result.output
+    by_row: dict[int, list[tuple[str, str]]] = {}
+    lines = read_report(report)
+    for line in lines:
+        by_row.setdefault(int(line["row"]), []).append((line["status"], line["code"]))
+    assert by_row == MESSY_EXPECTED
+    messages = {int(line["row"]): line["message"] for line in lines}
+    assert messages[21] == "duplicate of row 20"
+    assert "has no remote.it account" in messages[17]
+
+
 # --- report formats ---------------------------------------------------------------------------
 
 FORMULA = '=HYPERLINK("http://evil.example","click")'
@@ -338,6 +382,7 @@ def test_refused_credentials_stop_the_run_and_still_write_the_report(
     lines = read_report(report)
     assert len(lines) == 7
     assert {(line["status"], line["code"]) for line in lines} == {("not-run", "auth-refused")}
+    assert emulator.state.counters.status_counts.get(401, 0) >= 1
     assert emulator.state.counters.share_fields == 0
 
 
