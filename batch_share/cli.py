@@ -7,6 +7,7 @@ for httpx, and nothing pays for the emulator's server stack unless it is started
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 import sys
@@ -97,6 +98,20 @@ class Console:
         self.json_log = log_format == "json"
         self.run_id = run_id
 
+    def route_library_logs(self) -> None:
+        """Send the library's warnings (a world-readable credentials file, a taken-over lock,
+        a halved batch size) through this console, so `--log-format json` covers them too."""
+        library = logging.getLogger("batch_share")
+        library.handlers[:] = [_ConsoleHandler(self)]
+        library.setLevel(logging.DEBUG if self.verbose else logging.WARNING)
+        library.propagate = False
+
+    def warning(self, text: str) -> None:
+        if self.json_log:
+            self._log("warning", text)
+        else:
+            typer.echo(f"warning: {text}", err=True)
+
     def _log(self, event: str, message: str, fields: Mapping[str, Any] | None = None) -> None:
         record = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -130,6 +145,20 @@ class Console:
     def data(self, payload: Mapping[str, Any]) -> None:
         if self.as_json:
             typer.echo(json.dumps(payload, indent=None, sort_keys=False))
+
+
+class _ConsoleHandler(logging.Handler):
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.console.error(record.getMessage())
+        elif record.levelno >= logging.WARNING:
+            self.console.warning(record.getMessage())
+        else:
+            self.console.info(record.getMessage())
 
 
 def _fail(console: Console, error: BatchShareError) -> typer.Exit:
@@ -248,6 +277,7 @@ def plan(
     from batch_share.pipeline import status_counts
 
     console = Console(as_json=as_json, quiet=quiet, verbose=verbose)
+    console.route_library_logs()
     try:
         if report is not None:
             from batch_share.report import check_report_path
@@ -432,6 +462,7 @@ def run(
     console = Console(
         as_json=as_json, quiet=quiet, verbose=verbose, log_format=log_format, run_id=run_id
     )
+    console.route_library_logs()
     started = time.time()
     report = report or default_report_path(sheet, datetime.now(UTC))
     per_request = per_request or _default_per_request()
