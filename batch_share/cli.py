@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
+import click
 import typer
 
 from batch_share.errors import BatchShareError, ReportError, exit_code_for
@@ -102,9 +103,25 @@ class Console:
         """Send the library's warnings (a world-readable credentials file, a taken-over lock,
         a halved batch size) through this console, so `--log-format json` covers them too."""
         library = logging.getLogger("batch_share")
+        saved = (library.handlers[:], library.level, library.propagate)
         library.handlers[:] = [_ConsoleHandler(self)]
         library.setLevel(logging.DEBUG if self.verbose else logging.WARNING)
         library.propagate = False
+
+        def restore() -> None:
+            library.handlers[:], library.level, library.propagate = saved
+
+        # The command's click context closes on every exit path, exceptions included, so
+        # an in-process caller (a test, a library user) gets the logger back as it was.
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.call_on_close(restore)
+
+    def progress(self, text: str, fields: Mapping[str, Any]) -> None:
+        if self.json_log:
+            self._log("progress", text, fields)
+        else:
+            typer.echo(text, err=True)
 
     def warning(self, text: str) -> None:
         if self.json_log:
@@ -374,10 +391,16 @@ def _progress_printer(
         now = time.monotonic()
         if now - last[0] >= 60:
             last[0] = now
-            typer.echo(
+            console.progress(
                 f"progress: {event.mutations_done}/{event.mutations_total} mutations, "
                 f"{event.keys_succeeded} ok, {event.keys_failed} failed, {event.retries} retries",
-                err=True,
+                {
+                    "mutations_done": event.mutations_done,
+                    "mutations_total": event.mutations_total,
+                    "succeeded": event.keys_succeeded,
+                    "failed": event.keys_failed,
+                    "retries": event.retries,
+                },
             )
 
     return log, (lambda: None)
@@ -481,6 +504,9 @@ def run(
         raise _fail(console, error) from None
     summary: dict[str, Any] = {"run_id": run_id, **_plan_summary(planned, per_request)}
     _print_plan(console, planned, summary)
+    # From here `http_requests` counts what was really sent; the plan's estimate stays too.
+    summary["planned_http_requests"] = summary["http_requests"]
+    summary["http_requests"] = 0
     try:
         check_guard(
             planned, Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows)

@@ -594,14 +594,13 @@ def test_concurrency_caps_requests_in_flight(
 
 
 def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Poll `condition` while the run is alive; a run that ends or stalls fails the test."""
     deadline = time.monotonic() + WAIT_LIMIT
     while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"the run ended early with exit {process.returncode}")
-        if time.monotonic() > deadline:
+        if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            process.communicate()
-            raise AssertionError("the run did not get going in time")
+            _, stderr = process.communicate()
+            raise AssertionError(f"the run ended or stalled (exit {process.returncode}): {stderr}")
         time.sleep(0.01)
 
 
