@@ -6,11 +6,11 @@ sees (the report, the exit code) and what the server holds (the emulator's state
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
+from helpers import read_report, write_sheet
 from typer.testing import CliRunner
 
 from batch_share.cli import app
@@ -19,14 +19,7 @@ from batch_share.emulator.fleet import device_id
 
 DEVICES = 50  # the shared emulator fixture seeds 50 devices
 ROWS_PER_DEVICE = 10
-
-
-def write_sheet(path: Path, rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["device_id", "email", "action", "scripting", "notify", "ticket"])
-        writer.writerows(rows)
-    return path
+HEADER = ["device_id", "email", "action", "scripting", "notify", "ticket"]
 
 
 def mixed_options_rows() -> list[list[str]]:
@@ -54,13 +47,6 @@ def run_cli(
     return result.exit_code, json.loads(result.stdout)
 
 
-def report_lines(path: Path, *, without: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return [
-            {k: v for k, v in line.items() if k not in without} for line in csv.DictReader(handle)
-        ]
-
-
 def shares(emulator: ServerHandle) -> dict[str, dict[str, bool]]:
     return {device_id(d): emulator.state.access(device_id(d)) for d in range(1, DEVICES + 1)}
 
@@ -68,7 +54,7 @@ def shares(emulator: ServerHandle) -> dict[str, dict[str, bool]]:
 def test_packing_needs_a_tenth_of_the_requests_and_reports_the_same(
     emulator: ServerHandle, tmp_path: Path
 ) -> None:
-    sheet = write_sheet(tmp_path / "mixed.csv", mixed_options_rows())
+    sheet = write_sheet(tmp_path / "mixed.csv", mixed_options_rows(), HEADER)
 
     code, packed = run_cli(emulator, tmp_path, sheet, tmp_path / "packed.csv")
     packed_state = shares(emulator)
@@ -83,7 +69,7 @@ def test_packing_needs_a_tenth_of_the_requests_and_reports_the_same(
     assert isinstance(packed["http_requests"], int)
     assert packed["http_requests"] * 10 <= single["mutations"]
     # The admin sees the same report either way: same statuses, same mutation names.
-    assert report_lines(tmp_path / "packed.csv") == report_lines(tmp_path / "single.csv")
+    assert read_report(tmp_path / "packed.csv") == read_report(tmp_path / "single.csv")
     assert packed_state == shares(emulator)
     assert all(len(access) == ROWS_PER_DEVICE for access in packed_state.values())
 
@@ -98,11 +84,11 @@ def test_per_request_does_not_change_failure_attribution(
         [device_id(3), "a@example.com, c@example.com", "ADD", "", "", "T3"],
     ]
     emulator.state.faults.failing_devices = {device_id(2)}
-    sheet = write_sheet(tmp_path / "s.csv", rows)
+    sheet = write_sheet(tmp_path / "s.csv", rows, HEADER)
 
     code, _ = run_cli(emulator, tmp_path, sheet, tmp_path / "r.csv", "--per-request", per_request)
 
-    lines = report_lines(tmp_path / "r.csv")
+    lines = read_report(tmp_path / "r.csv")
     status = {(line["device_id"], line["email"]): line["status"] for line in lines}
     assert code == 1
     assert status == {
@@ -125,11 +111,11 @@ def test_cross_device_batching_attributes_a_failing_device(
     team = "ann@example.com, bob@example.com"
     rows = [[device_id(d), team, "ADD", "", "", f"T{d}"] for d in range(1, 6)]
     emulator.state.faults.failing_devices = {device_id(3)}
-    sheet = write_sheet(tmp_path / "team.csv", rows)
+    sheet = write_sheet(tmp_path / "team.csv", rows, HEADER)
 
     code, summary = run_cli(emulator, tmp_path, sheet, tmp_path / "r.csv", "--cross-device")
 
-    lines = report_lines(tmp_path / "r.csv")
+    lines = read_report(tmp_path / "r.csv")
     assert code == 1
     assert summary["mutations"] == 1
     assert {line["mutation"] for line in lines} == {"M0001"}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import SPEC_REPORT_COLUMNS
 from openpyxl import Workbook
 from typer.testing import CliRunner, Result
 
@@ -22,20 +23,6 @@ from batch_share.cli import app
 from batch_share.emulator import device_id, service_id
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
-REPORT_COLUMNS = [
-    "row",
-    "device_id",
-    "service_id",
-    "email",
-    "action",
-    "scripting",
-    "notify",
-    "status",
-    "code",
-    "message",
-    "attempts",
-    "mutation",
-]
 
 # messy.csv, row by row, as sample_sheets/README.md documents it: (row, column, code) of
 # every problem `plan` must list. Row 17 is valid until the server refuses it, row 21 is a
@@ -162,7 +149,7 @@ def test_report_holds_every_planned_line_as_not_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = read_csv_report(report)
     assert len(lines) == 21
-    assert list(lines[0])[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
+    assert list(lines[0])[: len(SPEC_REPORT_COLUMNS)] == SPEC_REPORT_COLUMNS
     assert {(line["status"], line["code"]) for line in lines} == {("not-run", "planned")}
     assert all(line["mutation"] for line in lines)
 

@@ -20,44 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import SHEET_HEADER, SPEC_REPORT_COLUMNS, read_report, write_sheet
 from openpyxl import load_workbook
 from typer.testing import CliRunner, Result
 
 from batch_share.cli import app
 from batch_share.emulator import ServerHandle, device_id, service_id
 
-REPORT_COLUMNS = [
-    "row",
-    "device_id",
-    "service_id",
-    "email",
-    "action",
-    "scripting",
-    "notify",
-    "status",
-    "code",
-    "message",
-    "attempts",
-    "mutation",
-]
-HEADER = ["device_id", "service_id", "email", "action", "scripting", "notify", "ticket"]
 WAIT_LIMIT = 30.0  # seconds a subprocess may take to get going before the test gives up
 
 Invoke = Callable[..., Result]
 Cells = Sequence[str]
-
-
-def write_sheet(path: Path, rows: Sequence[Cells], header: Cells = HEADER) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def read_report(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def report_header(path: Path) -> list[str]:
@@ -128,7 +101,7 @@ def test_happy_path_applies_the_sheet_and_reports_every_line(
     assert state.access(device_id(3)) == {"frank@example.com": False}
     assert state.access(device_id(4)) == {}
 
-    assert report_header(report) == [*REPORT_COLUMNS, "ticket"]
+    assert report_header(report) == [*SPEC_REPORT_COLUMNS, "ticket"]
     lines = read_report(report)
     assert [(line["row"], line["email"]) for line in lines] == [
         ("2", "ann@example.com"),
@@ -236,14 +209,14 @@ def test_xlsx_report_has_a_summary_and_neutralises_formulas(
         assert workbook.active is not None
         assert workbook.active.title == "Summary"
         rows = list(workbook.worksheets[0].iter_rows(values_only=True))
-        ticket = workbook.worksheets[0].cell(row=2, column=len(REPORT_COLUMNS) + 1)
+        ticket = workbook.worksheets[0].cell(row=2, column=len(SPEC_REPORT_COLUMNS) + 1)
         assert ticket.data_type == "s"  # stored as text, never as a formula
     finally:
         workbook.close()
-    assert list(rows[0]) == [*REPORT_COLUMNS, "ticket"]
+    assert list(rows[0]) == [*SPEC_REPORT_COLUMNS, "ticket"]
     assert len(rows) == 4
     assert rows[1][-1] == "'" + FORMULA
-    assert {row[REPORT_COLUMNS.index("status")] for row in rows[1:]} == {"succeeded"}
+    assert {row[SPEC_REPORT_COLUMNS.index("status")] for row in rows[1:]} == {"succeeded"}
 
 
 def test_jsonl_report_has_one_object_per_line(
@@ -255,7 +228,7 @@ def test_jsonl_report_has_one_object_per_line(
 
     assert result.exit_code == 0, result.output
     lines = [json.loads(text) for text in report.read_text(encoding="utf-8").splitlines()]
-    assert [list(line) for line in lines] == [[*REPORT_COLUMNS, "ticket"]] * 3
+    assert [list(line) for line in lines] == [[*SPEC_REPORT_COLUMNS, "ticket"]] * 3
     assert [line["email"] for line in lines] == [
         "ann@example.com",
         "bob@example.com",
@@ -313,7 +286,7 @@ def test_failing_device_and_unregistered_email_fail_only_their_lines(
             [device_id(5), "", "carol@example.com", "add"],
             [device_id(2), "", "dave@example.com", "add"],
         ],
-        header=HEADER[:4],
+        header=SHEET_HEADER[:4],
     )
     report = tmp_path / "report.csv"
 
@@ -434,7 +407,7 @@ def test_plain_http_to_a_remote_host_is_refused(
 def removal_sheet(path: Path, removals: int, adds: int) -> Path:
     rows = [[device_id(i), "", f"gone{i}@example.com", "remove"] for i in range(1, removals + 1)]
     rows += [[device_id(20 + i), "", f"new{i}@example.com", "add"] for i in range(1, adds + 1)]
-    return write_sheet(path, rows, header=HEADER[:4])
+    return write_sheet(path, rows, header=SHEET_HEADER[:4])
 
 
 def test_mostly_removals_are_refused_and_reported(
@@ -492,7 +465,7 @@ def test_a_sheet_without_a_valid_row_is_refused(
     invoke: Invoke, emulator: ServerHandle, tmp_path: Path
 ) -> None:
     rows = [["12:34:56", "", "ann@example.com", "add"], [device_id(1), "", "bob@", "add"]]
-    sheet = write_sheet(tmp_path / "sheet.csv", rows, header=HEADER[:4])
+    sheet = write_sheet(tmp_path / "sheet.csv", rows, header=SHEET_HEADER[:4])
 
     result = invoke("run", sheet, "--report", tmp_path / "report.csv")
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
+from helpers import FakeTime
 
 from batch_share.auth import Credentials
 from batch_share.client import FieldResult, ShareClient
@@ -113,22 +114,6 @@ class FakeSender:
             void = FieldResult(ok=False, message="not confirmed: another share failed")
             answers = [a if not a.ok else void for a in answers]
         return answers
-
-
-class FakeTime:
-    """A clock that moves only when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def run_fake(

@@ -8,7 +8,6 @@ in-process with typer's CliRunner. Every run's state directory is in tmp_path.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -16,34 +15,21 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import read_report, write_sheet
 from typer.testing import CliRunner, Result
 
 from batch_share.cli import app
 from batch_share.emulator import ServerHandle, device_id, service_id
 from batch_share.journal import DB_NAME, LOCK_NAME, run_lock
 
-HEADER = ["device_id", "service_id", "email", "action", "scripting", "notify", "ticket"]
 WAIT_LIMIT = 30.0  # seconds a subprocess may take to get going before the test gives up
 DEVICES = range(1, 11)
 
 Invoke = Callable[..., Result]
-
-
-def write_sheet(path: Path, rows: Sequence[Sequence[str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return path
-
-
-def read_report(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def one_user_per_device(path: Path) -> Path:

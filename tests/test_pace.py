@@ -5,23 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers import FakeTime
 
 from batch_share.pace import INCREASE_STEPS, Pace
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def make_pace(ceiling: float = 10.0, floor: float = 0.5) -> tuple[Pace, FakeTime]:
