@@ -7,8 +7,10 @@ turned into a number must be *reported* as mangled by validation, never silently
 here. For workbooks the one thing added is a `typed` flag per distinct value, telling
 validation which texts were numbers, dates or booleans in the file.
 
-This is the only module that imports pandas. Columns are dictionary-encoded right after
-parsing (`pd.factorize`), so a million-row sheet never becomes a million Python objects.
+This is the only module that imports pandas, and only for the files that need it (ragged
+text, workbooks): a well-formed CSV goes through pyarrow alone, which spares `plan` the
+import. Columns are dictionary-encoded right after parsing, so a million-row sheet never
+becomes a million Python objects: only the distinct texts do.
 """
 
 from __future__ import annotations
@@ -21,15 +23,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from python_calamine import CalamineError, CalamineWorkbook, PasswordError
 
+from batch_share.arrowtext import to_ints
 from batch_share.errors import SheetError
 from batch_share.models import BoolArray, Column, IntArray, Sheet
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Extension -> the delimiter to prefer when sniffing cannot decide.
 _TEXT_FORMATS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
@@ -38,6 +44,10 @@ _DELIMITERS = (",", ";", "\t", "|")
 # Enough records to judge the delimiter, small enough to sniff in a blink.
 _SNIFF_BYTES = 64 * 1024
 _UTF8_CHECK_CHUNK = 1 << 20
+# Arrow buffers made while parsing come from the C library's allocator rather than arrow's
+# default (mimalloc): measured on a million-row CSV, the default pool made the kernel spend
+# about 0.4 s more paging in fresh memory, a fifth of the whole `plan`.
+_PARSE_MEMORY = pa.system_memory_pool()
 # Excel keeps 15 significant digits, so this shows a number the way the spreadsheet does:
 # 12.0 -> "12", 0.5 -> "0.5", 8000000012345678 -> "8.00000001234568e+15".
 _NUMBER_FORMAT = ".15g"
@@ -195,12 +205,17 @@ def _parse_with_arrow(data: bytes, delimiter: str, width: int) -> list[_Encoded]
     because pandas does not pass `newlines_in_values`: without it a quoted cell holding a
     line break can be split at a block boundary. `ignore_empty_lines=False` keeps empty
     lines as records, so they still count in the row numbers.
+
+    One thread: parsing is a small part of loading, and measured on a million-row CSV the
+    reader's threads cost more in system time (paging memory in and out) than the parallel
+    parse saved.
     """
     column_types = {f"f{i}": pa.string() for i in range(max(width, 1))}
     try:
         table = pa_csv.read_csv(
             pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
+            memory_pool=_PARSE_MEMORY,
+            read_options=pa_csv.ReadOptions(autogenerate_column_names=True, use_threads=False),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
             ),
@@ -218,7 +233,21 @@ def _parse_with_arrow(data: bytes, delimiter: str, width: int) -> list[_Encoded]
         # More columns than the sniffed sample showed: pyarrow inferred types for the
         # rest, which would turn "0012" into 12. Never accept that.
         return None
-    return [_encode_texts(column.to_pandas()) for column in table.columns]
+    return [_encode_arrow(column) for column in table.columns]
+
+
+def _encode_arrow(cells: pa.ChunkedArray) -> _Encoded:
+    """Dictionary-encode in arrow, in order of first appearance as `pd.factorize` does.
+
+    Only the distinct texts become Python strings, in one bulk `to_pylist`: going through
+    pandas iterated them one by one, which cost more than parsing the file. The chunks of
+    an encoded chunked array share one dictionary, so they need no combining.
+    """
+    encoded = pc.dictionary_encode(cells, memory_pool=_PARSE_MEMORY)
+    if encoded.num_chunks == 0:
+        return _Encoded(np.zeros(0, dtype=np.int64), (), None)
+    codes = to_ints(pa.chunked_array([chunk.indices for chunk in encoded.chunks]))
+    return _Encoded(codes, tuple(encoded.chunk(0).dictionary.to_pylist()), None)
 
 
 def _parse_ragged(path: Path, data: bytes, delimiter: str) -> list[_Encoded]:
@@ -227,6 +256,8 @@ def _parse_ragged(path: Path, data: bytes, delimiter: str) -> list[_Encoded]:
     pandas' C engine pads short rows when told how many columns to expect, and the widest
     record is only known after a pass of the csv module (which streams, keeping no rows).
     """
+    import pandas as pd  # noqa: PLC0415 - only ragged files pay for pandas
+
     width = _widest_record(path, data, delimiter)
     if width == 0:
         return []
@@ -257,8 +288,11 @@ def _widest_record(path: Path, data: bytes, delimiter: str) -> int:
 
 
 def _encode_texts(cells: pd.Series[str]) -> _Encoded:
+    import pandas as pd  # noqa: PLC0415 - see _parse_ragged
+
     codes, uniques = pd.factorize(cells, use_na_sentinel=False)
-    return _Encoded(np.asarray(codes, dtype=np.int64), tuple(uniques), None)
+    # tolist() converts in bulk; iterating the arrow-backed uniques costs a call per value.
+    return _Encoded(np.asarray(codes, dtype=np.int64), tuple(uniques.tolist()), None)
 
 
 # --- workbooks --------------------------------------------------------------------------
@@ -273,6 +307,13 @@ class _Boolean(Enum):
 
 
 def _read_workbook(path: Path, wanted: str | None) -> _Grid:
+    # Imported here so that reading a CSV never loads the workbook reader.
+    from python_calamine import (  # noqa: PLC0415
+        CalamineError,
+        CalamineWorkbook,
+        PasswordError,
+    )
+
     raw = _read_bytes(path)
     try:
         # From the bytes, not the path: calamine then detects the format from the content,
@@ -313,6 +354,8 @@ def _pick_worksheet(path: Path, names: list[str], wanted: str | None) -> str:
 def _encode_cells(cells: tuple[object, ...]) -> _Encoded:
     """Encode a workbook column on (text, typed): a number cell and a text cell that read the
     same must stay apart, since only the number was mangled by the spreadsheet."""
+    import pandas as pd  # noqa: PLC0415 - see _parse_ragged
+
     keys = np.empty(len(cells), dtype=object)
     keys[:] = cells
     is_bool = np.fromiter(
@@ -418,11 +461,18 @@ def _assemble(grid: _Grid, *, source: str) -> Sheet:
 
 def _blank_records(columns: list[_Encoded]) -> BoolArray:
     """True for each record whose cells are all empty or whitespace; worked out once per
-    distinct value and broadcast, never per row in Python."""
+    distinct value and broadcast, never per row in Python.
+
+    Columns with the fewest distinct values go first and the search stops once no record
+    can still be blank: in a sheet with a filled `action` column that settles it after a
+    handful of values, rather than stripping a million distinct email cells.
+    """
     height = len(columns[0].codes) if columns else 0
     blank: BoolArray = np.ones(height, dtype=np.bool_)
-    for column in columns:
+    for column in sorted(columns, key=lambda column: len(column.values)):
         blank &= _blank_values(column.values, column.typed)[column.codes]
+        if not blank.any():
+            break
     return blank
 
 
@@ -446,6 +496,14 @@ def _compact(
     unused = [int(code) for code in suspects if not np.any(codes == code)]
     if not unused:
         return Column(name, codes, values, typed)
+    if unused == list(range(len(unused))):
+        # The usual case: codes count in order of first appearance, so the header row's
+        # text is code 0, and dropping it is a shift rather than a re-index of every row.
+        # In place: `codes` is a view of the grid's own array, which nothing reads again.
+        shift = len(unused)
+        codes -= shift
+        moved_typed = typed[shift:] if typed is not None else None
+        return Column(name, codes, values[shift:], moved_typed)
     used = np.ones(len(values), dtype=np.bool_)
     used[unused] = False
     new_index = np.cumsum(used, dtype=np.int64) - 1

@@ -15,10 +15,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from batch_share.auth import Credentials
 from batch_share.errors import SafetyGuardError
 from batch_share.executor import ExecConfig, ExecResult, ProgressEvent, execute
 from batch_share.journal import Journal, intent_key
@@ -39,6 +39,9 @@ from batch_share.planner import combine_devices, plan_lines, removal_count
 from batch_share.rerun import is_report, select_report_lines
 from batch_share.validate import Validated, validate
 from batch_share.verify import not_applied, read_access
+
+if TYPE_CHECKING:
+    from batch_share.auth import Credentials  # auth imports httpx, which `plan` never needs
 
 PLANNED = Outcome(Status.NOT_RUN, "planned", "planned; nothing sent")
 

@@ -5,6 +5,12 @@ actions, flags and email cells, so every check runs once per distinct cell text
 (`Column.values`) and its verdict is broadcast to rows with numpy (`table[column.codes]`).
 Python objects are made only for rows that have problems.
 
+Even once per distinct text, a million distinct email cells cost seconds in Python, so IDs
+and email cells take a vectorised fast path first: an RE2 pass in arrow recognises the
+everyday cell (an ID already in canonical form, a cell holding one plain address), whose
+verdict is known to be "fine", and only the other texts go through the Python checks that
+also write the messages.
+
 Duplicates and conflicts need several rows at once; the planner finds them.
 """
 
@@ -16,7 +22,10 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from batch_share.arrowtext import fullmatch, to_arrow, to_bools, to_ints
 from batch_share.errors import SheetError
 from batch_share.models import (
     ACTIONS,
@@ -302,14 +311,21 @@ class _Verdicts:
 def _check_ids(column: Column, name: str, *, required: bool) -> tuple[_Verdicts, tuple[str, ...]]:
     """Each distinct ID text -> index into the returned table of normalised IDs. Texts that
     differ only in form (`80-00-...` vs `80:00:...`) share one table entry."""
+    canonical = _canonical_id_texts(column)
+    if canonical.all():
+        # Fast path: distinct texts that are already canonical are distinct IDs, so the
+        # table is the column's own values, in the order the loop below would give.
+        count = len(column.values)
+        verdicts = _Verdicts(
+            np.arange(count, dtype=np.int64), (None,) * count, np.zeros(count, dtype=np.bool_)
+        )
+        return verdicts, column.values
     table: dict[str, int] = {}
     values: list[int] = []
     issues: list[_Issue | None] = []
     typed = column.typed or (False,) * len(column.values)
-    canonical = _CANONICAL_ID.fullmatch
-    for text, is_typed in zip(column.values, typed, strict=True):
-        # Fast path for the usual clean text cell: this loop can see a million values.
-        if not is_typed and canonical(text):
+    for text, is_typed, is_canonical in zip(column.values, typed, canonical.tolist(), strict=True):
+        if is_canonical:
             values.append(table.setdefault(text, len(table)))
             issues.append(None)
             continue
@@ -317,6 +333,21 @@ def _check_ids(column: Column, name: str, *, required: bool) -> tuple[_Verdicts,
         values.append(-1 if value is None else table.setdefault(value, len(table)))
         issues.append(issue)
     return _Verdicts.build(values, issues), tuple(table)
+
+
+def _canonical_id_texts(column: Column) -> BoolArray:
+    """Per distinct text: a text cell (not a number the spreadsheet typed) already holding a
+    canonical ID, which needs no normalising and has no problem. One RE2 pass over the
+    texts; the Python regex only when arrow cannot take them."""
+    texts = to_arrow(column.values)
+    if texts is None:
+        matches = (_CANONICAL_ID.fullmatch(text) is not None for text in column.values)
+        canonical = np.fromiter(matches, dtype=np.bool_, count=len(column.values))
+    else:
+        canonical = fullmatch(texts, _CANONICAL_ID)
+    if column.typed is not None:
+        canonical &= ~np.asarray(column.typed, dtype=np.bool_)
+    return canonical
 
 
 def _id_verdict(
@@ -395,19 +426,162 @@ class _EmailCells:
     """Each distinct email cell split into addresses, flattened.
 
     Cell k's addresses are `addresses[starts[k] : starts[k] + counts[k]]` (indices into
-    `emails`). A blank cell holds one address, "", so it still gets a report line.
+    `emails`, which lists each address once, in order of first appearance). A blank cell
+    holds one address, "", so it still gets a report line.
     """
 
     counts: IntArray
     starts: IntArray
     addresses: IntArray
     emails: tuple[str, ...]
+    keys: tuple[str, ...]  # per entry of `emails`: its case-folded comparison key
     issues: tuple[_Issue | None, ...]  # per entry of `emails`
     bad: BoolArray  # per entry of `emails`
     cell_bad: BoolArray  # per distinct cell: any of its addresses is bad
 
 
 def _check_emails(column: Column) -> _EmailCells:
+    """Split and check every distinct email cell; the same result as
+    `_check_emails_in_python`, which is the definition.
+
+    Fast path: a cell that `_PLAIN_EMAIL` matches whole (RE2, in arrow) and that is within
+    the length limits is one address, itself, with no problem: `split_emails` finds no
+    separator in it and `_email_fault` accepts it on its first line. Distinct cells are
+    distinct texts, so such cells need no deduplicating among themselves; only the other
+    cells are split and checked in Python.
+    """
+    texts = to_arrow(column.values)
+    if texts is None:
+        return _check_emails_in_python(column)
+    plain = _plain_address_cells(texts)
+    folds = _needs_folding(texts)
+    if plain.all():
+        return _plain_cells(column.values, folds)
+    return _mixed_cells(column.values, texts, plain, folds)
+
+
+def _plain_address_cells(texts: pa.LargeStringArray) -> BoolArray:
+    """Cells `_email_fault` accepts on its first line: `_PLAIN_EMAIL` matches the whole
+    cell, it is at most 254 characters, and its @ (there is one) is at most 64 in. Such a
+    match is ASCII, so byte counts are character counts."""
+    plain = fullmatch(texts, _PLAIN_EMAIL)
+    plain &= to_ints(pc.binary_length(texts)) <= 254
+    plain &= to_ints(pc.find_substring(texts, "@")) <= 64
+    return plain
+
+
+def _needs_folding(texts: pa.LargeStringArray) -> BoolArray:
+    """Texts whose `casefold()` may differ from them: any that is not ASCII, and any ASCII
+    one with a capital (for ASCII, case-folding is lower-casing A-Z). The rest are their
+    own comparison keys, which spares a second copy of a million addresses."""
+    ascii_text = to_bools(pc.string_is_ascii(texts))
+    lowered = to_bools(pc.equal(texts, pc.ascii_lower(texts)))
+    return ~(ascii_text & lowered)
+
+
+def _fold(texts: Sequence[str], folds: BoolArray) -> tuple[str, ...]:
+    """`casefold()` of each text, computed only where `folds` says it may change it."""
+    if not folds.any():
+        return tuple(texts)
+    keys = list(texts)
+    for index in np.flatnonzero(folds).tolist():
+        keys[index] = keys[index].casefold()
+    return tuple(keys)
+
+
+def _plain_cells(values: tuple[str, ...], folds: BoolArray) -> _EmailCells:
+    """Every cell is one good address: cell k is address k."""
+    count = len(values)
+    each = np.arange(count, dtype=np.int64)
+    none = np.zeros(count, dtype=np.bool_)
+    keys = values if not folds.any() else _fold(values, folds)
+    return _EmailCells(
+        np.ones(count, dtype=np.int64), each, each, values, keys, (None,) * count, none, none
+    )
+
+
+def _mixed_cells(
+    values: tuple[str, ...], texts: pa.LargeStringArray, plain: BoolArray, folds: BoolArray
+) -> _EmailCells:
+    """Plain cells as in `_plain_cells`; the others split and checked in Python.
+
+    Split addresses may repeat each other or a plain cell, so every address gets an
+    identity: the index of the plain cell with its text, or, past all cells, one per new
+    address. Keeping each identity's first appearance gives the table in the order
+    `_check_emails_in_python` builds it.
+    """
+    count = len(values)
+    others = np.flatnonzero(~plain)
+    split = [split_emails(values[cell]) or [""] for cell in others.tolist()]
+    counts = np.ones(count, dtype=np.int64)
+    counts[others] = [len(addresses) for addresses in split]
+    starts = np.cumsum(counts) - counts
+    found = [address for addresses in split for address in addresses]
+    identity, new_addresses = _address_identities(values, texts, plain, found)
+
+    flat = np.empty(int(counts.sum()), dtype=np.int64)  # the identity of every address
+    flat[starts[plain]] = np.flatnonzero(plain)
+    flat[_slots(starts[others], counts[others])] = [identity[address] for address in found]
+    in_order, entry = _first_appearances(flat, count + len(new_addresses))
+
+    pool = np.empty(count + len(new_addresses), dtype=object)  # the text of each identity
+    pool[:count] = values
+    pool[count:] = new_addresses
+    emails = tuple(pool[in_order].tolist())
+    is_new = in_order >= count
+    keys = _fold(emails, np.append(folds, np.ones(len(new_addresses), dtype=np.bool_))[in_order])
+    issue_of = {address: _email_issue(address) for address in new_addresses}
+    issues = tuple(
+        issue_of[email] if new else None for email, new in zip(emails, is_new.tolist(), strict=True)
+    )
+    bad = np.fromiter((i is not None for i in issues), dtype=np.bool_, count=len(issues))
+    addresses = entry[flat]
+    cell_bad = np.logical_or.reduceat(bad[addresses], starts)
+    return _EmailCells(counts, starts, addresses, emails, keys, issues, bad, cell_bad)
+
+
+def _address_identities(
+    values: tuple[str, ...], texts: pa.LargeStringArray, plain: BoolArray, found: list[str]
+) -> tuple[dict[str, int], list[str]]:
+    """The identity of each address found by splitting (see `_mixed_cells`), and the found
+    addresses that no plain cell holds, in order of first appearance."""
+    distinct = list(dict.fromkeys(found))
+    wanted = to_arrow(distinct)
+    if wanted is None:  # cannot happen: pieces of texts that converted convert too
+        raise ValueError("split email addresses are not valid text")
+    # An arrow set lookup of the few found addresses over all cells, rather than a dict
+    # of a million cells.
+    repeated = np.flatnonzero(plain & to_bools(pc.is_in(texts, value_set=wanted)))
+    identity = {values[cell]: cell for cell in repeated.tolist()}
+    new_addresses = [address for address in distinct if address not in identity]
+    identity.update((address, len(values) + i) for i, address in enumerate(new_addresses))
+    return identity, new_addresses
+
+
+def _slots(starts: IntArray, counts: IntArray) -> IntArray:
+    """Every position starts[i], starts[i] + 1, ..., starts[i] + counts[i] - 1, in order."""
+    run_starts = np.cumsum(counts) - counts
+    within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(run_starts, counts)
+    slots: IntArray = np.repeat(starts, counts) + within
+    return slots
+
+
+def _first_appearances(flat: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """The distinct values of `flat` (all below `size`) in order of first appearance, and
+    each value's place in that order (for values that appear)."""
+    first = np.full(size, len(flat), dtype=np.int64)
+    np.minimum.at(first, flat, np.arange(len(flat), dtype=np.int64))
+    is_first = np.zeros(len(flat), dtype=np.bool_)
+    is_first[first[first < len(flat)]] = True
+    in_order = flat[is_first]
+    place = np.zeros(size, dtype=np.int64)
+    place[in_order] = np.arange(len(in_order), dtype=np.int64)
+    return in_order, place
+
+
+def _check_emails_in_python(column: Column) -> _EmailCells:
+    """Split and check every cell in Python: the definition the fast path must agree with,
+    and the path for texts arrow cannot take."""
     table: dict[str, int] = {}
     counts: list[int] = []
     flat: list[int] = []
@@ -425,7 +599,8 @@ def _check_emails(column: Column) -> _EmailCells:
     starts = np.cumsum(count_array) - count_array
     addresses = np.asarray(flat, dtype=np.int64)
     cell_bad = np.logical_or.reduceat(bad[addresses], starts) if len(starts) else bad[:0]
-    return _EmailCells(count_array, starts, addresses, emails, issues, bad, cell_bad)
+    keys = tuple(email.casefold() for email in emails)
+    return _EmailCells(count_array, starts, addresses, emails, keys, issues, bad, cell_bad)
 
 
 def _email_issue(address: str) -> _Issue | None:
@@ -572,7 +747,7 @@ def validate(sheet: Sheet) -> Validated:
         row=line_row,
         email=line_email,
         emails=cells.emails,
-        email_keys=tuple(e.casefold() for e in cells.emails),
+        email_keys=cells.keys,
         device=checks.device.values(rows, -1)[line_row],
         device_ids=checks.device_ids,
         service=checks.service.values(rows, -1)[line_row],
@@ -607,6 +782,8 @@ def _describe_problems(
     first_line: IntArray,
 ) -> tuple[list[Problem], dict[int, tuple[Status, str, str]]]:
     rows = np.flatnonzero(has_problem)
+    if len(rows) == 0:
+        return [], {}
     email_codes = sheet.columns[column_map["email"]].codes
     everything = np.ones(sheet.row_count, dtype=np.bool_)
     key_columns = [
