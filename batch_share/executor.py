@@ -42,13 +42,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 from tenacity.stop import stop_after_attempt, stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
-from batch_share.client import FieldResult
 from batch_share.errors import (
     ApiError,
     AuthRefusedError,
@@ -59,6 +58,10 @@ from batch_share.errors import (
 )
 from batch_share.models import Mutation, Outcome, OutcomeKey, Status, mutation_keys
 from batch_share.pace import Pace
+
+if TYPE_CHECKING:
+    # Type-only: importing the client would pull httpx into `plan`, which never sends.
+    from batch_share.client import FieldResult
 
 logger = logging.getLogger(__name__)
 
