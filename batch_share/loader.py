@@ -19,6 +19,7 @@ import codecs
 import csv
 import io
 import itertools
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import Enum
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 # Extension -> the delimiter to prefer when sniffing cannot decide.
 _TEXT_FORMATS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
 _WORKBOOK_FORMATS = (".xlsx", ".xlsm", ".xls", ".ods")
+# JSON Lines is read so that a `.jsonl` report can be fed back in like the other formats.
+_JSON_LINES = ".jsonl"
 _DELIMITERS = (",", ";", "\t", "|")
 # Enough records to judge the delimiter, small enough to sniff in a blink.
 _SNIFF_BYTES = 64 * 1024
@@ -88,13 +91,64 @@ def load_sheet(path: Path, *, sheet: str | None = None) -> Sheet:
         grid = _read_text(path, default_delimiter=_TEXT_FORMATS[suffix])
     elif suffix in _WORKBOOK_FORMATS:
         grid = _read_workbook(path, sheet)
+    elif suffix == _JSON_LINES:
+        grid = _read_json_lines(path)
     else:
-        supported = ", ".join((*_TEXT_FORMATS, *_WORKBOOK_FORMATS))
+        supported = ", ".join((*_TEXT_FORMATS, *_WORKBOOK_FORMATS, _JSON_LINES))
         raise SheetError(
             f"{path.name}: unsupported file type {suffix or '(no extension)'!r}; "
             f"use one of {supported}"
         )
     return _assemble(grid, source=path.name)
+
+
+# --- JSON Lines -------------------------------------------------------------------------
+
+
+def _read_json_lines(path: Path) -> _Grid:
+    """One JSON object per line; the keys, in first-seen order, form the header row.
+
+    Line k is row k + 1, as if the header stood on row 1; blank lines keep their number.
+    Strings are the cell text; numbers are marked typed, since an ID stored as a JSON number
+    has lost its form just as a spreadsheet number has.
+    """
+    records: list[dict[str, object] | None] = []
+    text = _utf8_bytes(path).decode("utf-8")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            records.append(None)
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SheetError(f"{path.name}: line {number} is not JSON: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise SheetError(f"{path.name}: line {number} is not a JSON object")
+        records.append(record)
+    header = list(dict.fromkeys(key for record in records if record for key in record))
+    columns = []
+    for key in header:
+        cells = [(key, False), *(_json_text(r.get(key)) if r else ("", False) for r in records)]
+        table: dict[tuple[str, bool], int] = {}
+        codes = np.fromiter((table.setdefault(cell, len(table)) for cell in cells), dtype=np.int64)
+        columns.append(
+            _Encoded(codes, tuple(t for t, _ in table), tuple(typed for _, typed in table))
+        )
+    return _Grid(columns=columns, first_row=1, first_column=1, sheet_name=None)
+
+
+def _json_text(value: object) -> tuple[str, bool]:
+    match value:
+        case str():
+            return value, False
+        case None:
+            return "", False
+        case bool():
+            return ("true" if value else "false"), True
+        case int() | float():
+            return str(value), True
+        case _:
+            return json.dumps(value, ensure_ascii=False), True
 
 
 # --- text files -------------------------------------------------------------------------

@@ -557,3 +557,32 @@ def test_sheet_option_on_a_text_file_is_refused(tmp_path: Path) -> None:
 
     assert "shares.csv" in message
     assert "'Offboarding'" in message
+
+
+def test_json_lines_read_as_text_with_numbers_marked_typed(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    path.write_text(
+        '{"row": 2, "device_id": "80:00:00:00:01:00:00:01", "email": "a@example.com"}\n'
+        "\n"
+        '{"row": 4, "device_id": 8000000012345678, "email": "b@example.com", "note": null}\n',
+        encoding="utf-8",
+    )
+
+    sheet = load_sheet(path)
+
+    assert sheet.header == ("row", "device_id", "email", "note")
+    assert list(sheet.row_numbers) == [2, 4]
+    assert sheet.blank_rows == 1
+    device = sheet.columns[1]
+    assert [sheet.cell(1, i) for i in range(2)] == ["80:00:00:00:01:00:00:01", "8000000012345678"]
+    assert [device.is_typed(int(code)) for code in device.codes] == [False, True]
+    assert [sheet.cell(3, i) for i in range(2)] == ["", ""]
+
+
+@pytest.mark.parametrize("line", ["{not json", "[1, 2]"])
+def test_json_lines_that_are_not_objects_name_the_line(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"device_id": "x", "email": "y"}\n' + line + "\n", encoding="utf-8")
+
+    with pytest.raises(SheetError, match=r"bad\.jsonl: line 2 "):
+        load_sheet(path)

@@ -244,12 +244,7 @@ FIRST_ROWS = [
     [
         ".csv",
         ".xlsx",
-        pytest.param(
-            ".jsonl",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the sheet loader does not read .jsonl reports back"
-            ),
-        ),
+        ".jsonl",
     ],
 )
 def test_only_failed_lines_of_a_report_are_replayed(
