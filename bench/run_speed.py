@@ -14,11 +14,13 @@ an emulator limited to 20 requests/s, a client allowed 1,000, unpacked requests.
 Targets: 5,000 rows >= 100x faster than naive; 50,000 rows in under 10 s; under the rate
 limit < 5% of requests answered 429 and throughput within 20% of the limit.
 
-    .venv/bin/python bench/run_speed.py [--quick] [--skip-naive] [--naive-rows N] [--tune]
+    .venv/bin/python bench/run_speed.py [--quick] [--skip-naive] [--naive-rows N]
+                                        [--repeat N] [--tune]
 
 `--quick`: the 5,000-row sheet only. `--naive-rows N`: the naive script sends only the
-first N rows and its time is extrapolated linearly. `--tune`: also time `--per-request`
-1, 5, 10, 20, 50, 100 on both sheets.
+first N rows and its time is extrapolated linearly. `--repeat N`: run each batch-share
+variant N times and show the run with the median wall time. `--tune`: also time
+`--per-request` 1, 5, 10, 20, 50, 100 on every sheet.
 """
 
 from __future__ import annotations
@@ -29,14 +31,16 @@ import contextlib
 import json
 import math
 import os
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +60,36 @@ EMAILS_PER_DEVICE = 10
 PACE_LIMIT = 20
 STARTUP_SAMPLES = 5
 TUNE_PER_REQUEST = (1, 5, 10, 20, 50, 100)
+NAIVE = "naive, 1 request/row"
+
+Intent = dict[str, frozenset[str]]
+"""device id -> the emails that must have access to it afterwards."""
 
 
 @dataclass(frozen=True, slots=True)
 class Sheet:
     path: Path
     rows: int
-    intent: dict[str, frozenset[str]]
-    """device id -> the emails that must have access to it afterwards."""
+    intent: Intent
 
 
 @dataclass(frozen=True, slots=True)
 class Emulator:
     url: str
+    pid: int
     env: dict[str, str]
     """This process's environment plus the emulator's throwaway key pair."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """One timed child process against a fresh emulator, and what the emulator holds after."""
+
+    wall: float
+    client_cpu: float
+    emulator_cpu: float | None
+    stdout: str
+    state_ok: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +100,8 @@ class Result:
     requests: int
     fields: int
     concurrency: int
+    client_cpu: float | None
+    emulator_cpu: float | None
     state_ok: bool
     summary: dict[str, Any]
     extrapolated_from: int | None = None
@@ -99,7 +120,7 @@ def team_emails(device_number: int) -> list[str]:
 
 def make_sheet(directory: Path, devices: int) -> Sheet:
     path = directory / f"share-{devices * EMAILS_PER_DEVICE}.csv"
-    intent: dict[str, frozenset[str]] = {}
+    intent: Intent = {}
     lines = ["device_id,service_id,email,action"]
     for number in range(1, devices + 1):
         emails = team_emails(number)
@@ -109,14 +130,13 @@ def make_sheet(directory: Path, devices: int) -> Sheet:
     return Sheet(path, devices * EMAILS_PER_DEVICE, intent)
 
 
-def first_rows_intent(sheet: Sheet, rows: int) -> dict[str, frozenset[str]]:
-    """The intent of the sheet's first `rows` rows (what a naive sample applies)."""
-    intent: dict[str, set[str]] = {}
-    for number in range(1, rows // EMAILS_PER_DEVICE + 2):
+def first_rows_intent(rows: int) -> Intent:
+    """The intent of a sheet's first `rows` rows (what a naive sample applies)."""
+    intent: Intent = {}
+    for number in range(1, math.ceil(rows / EMAILS_PER_DEVICE) + 1):
         taken = min(EMAILS_PER_DEVICE, rows - (number - 1) * EMAILS_PER_DEVICE)
-        if taken > 0:
-            intent[device_id(number)] = set(team_emails(number)[:taken])
-    return {device: frozenset(emails) for device, emails in intent.items()}
+        intent[device_id(number)] = frozenset(team_emails(number)[:taken])
+    return intent
 
 
 # -- processes ----------------------------------------------------------------------------
@@ -126,8 +146,8 @@ def first_rows_intent(sheet: Sheet, rows: int) -> dict[str, frozenset[str]]:
 def emulator(*flags: str) -> Iterator[Emulator]:
     """A fresh emulator in its own process, so its CPU is not charged to the timed client.
 
-    `--port 0` lets the emulator bind a free port itself (no race between picking and
-    binding); its first three stdout lines name the URL and the key pair.
+    `--port 0` lets the emulator bind a free port itself (no race between picking a port
+    and binding it); its first three stdout lines name the URL and the key pair.
     """
     command = [*CLI, "emulator", "--port", "0", "--devices", str(FLEET_DEVICES)]
     command += ["--latency", str(LATENCY), *flags]
@@ -154,32 +174,65 @@ def _handshake(child: subprocess.Popen[str]) -> Emulator:
     for line in lines[1:]:
         name, _, value = line.partition("=")
         env[name] = value
-    return Emulator(url=lines[0].rsplit(" ", 1)[-1], env=env)
+    return Emulator(url=lines[0].rsplit(" ", 1)[-1], pid=child.pid, env=env)
 
 
-def timed(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall seconds and stdout of a child process; a failure shows its stderr."""
+def timed(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds and stdout of a child process; a failure shows its stderr."""
+    before = _finished_children_cpu()
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command[2:4])} exited {done.returncode}: {done.stderr}")
-    return wall, done.stdout
+    return wall, _finished_children_cpu() - before, done.stdout
+
+
+def _finished_children_cpu() -> float:
+    """CPU seconds of every child reaped so far; a running emulator is not among them."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds a running process has used so far (Linux /proc), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # The command name may hold spaces; after its closing ")" utime and stime are the
+    # 12th and 13th fields.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median_wall(command: Sequence[str]) -> float:
     return statistics.median(timed(command)[0] for _ in range(STARTUP_SAMPLES))
 
 
+def against_fresh_emulator(
+    command_for: Callable[[Emulator], list[str]], intent: Intent, emulator_flags: Sequence[str]
+) -> Timing:
+    with emulator(*emulator_flags) as server:
+        cpu_before = process_cpu(server.pid)
+        wall, client_cpu, stdout = timed(command_for(server), server.env)
+        cpu_after = process_cpu(server.pid)
+        state_ok = state_matches(server, intent)
+    emulator_cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        emulator_cpu = cpu_after - cpu_before
+    return Timing(wall, client_cpu, emulator_cpu, stdout, state_ok)
+
+
 # -- checking the result ------------------------------------------------------------------
 
 
-def state_matches(server: Emulator, intent: dict[str, frozenset[str]]) -> bool:
+def state_matches(server: Emulator, intent: Intent) -> bool:
     """Read every device of the fleet back: each must hold exactly its intended emails."""
     return asyncio.run(_state_matches(server, intent))
 
 
-async def _state_matches(server: Emulator, intent: dict[str, frozenset[str]]) -> bool:
+async def _state_matches(server: Emulator, intent: Intent) -> bool:
     fleet = [device_id(number) for number in range(1, FLEET_DEVICES + 1)]
     async with ShareClient(server.url, load_credentials(environ=server.env)) as client:
         seen = await read_access(client, fleet)
@@ -193,62 +246,88 @@ async def _state_matches(server: Emulator, intent: dict[str, frozenset[str]]) ->
 
 
 def run_batch_share(
-    sheet: Sheet, variant: str, flags: Sequence[str], work: Path, *, emulator_flags: str = ""
+    sheet: Sheet,
+    variant: str,
+    flags: Sequence[str],
+    work: Path,
+    *,
+    emulator_flags: Sequence[str] = (),
 ) -> Result:
-    with emulator(*emulator_flags.split()) as server:
-        state = Path(tempfile.mkdtemp(dir=work, prefix="state-"))
-        command = [*CLI, "run", str(sheet.path), "--api-url", server.url, "--json", "--quiet"]
-        command += ["--state-dir", str(state), "--report", str(state / "report.csv"), *flags]
-        wall, stdout = timed(command, server.env)
-        summary = json.loads(stdout.strip().splitlines()[-1])
-        state_ok = summary["counts"]["succeeded"] == sheet.rows and state_matches(
-            server, sheet.intent
-        )
-    concurrency = int(flags[flags.index("--concurrency") + 1])
+    state = Path(tempfile.mkdtemp(dir=work, prefix="state-"))
+
+    def command_for(server: Emulator) -> list[str]:
+        report = state / "report.csv"
+        return [*CLI, "run", str(sheet.path), "--api-url", server.url, "--json", "--quiet",
+                "--state-dir", str(state), "--report", str(report), *flags]  # fmt: skip
+
+    timing = against_fresh_emulator(command_for, sheet.intent, emulator_flags)
+    summary = json.loads(timing.stdout.strip().splitlines()[-1])
     return Result(
-        sheet.rows,
-        variant,
-        wall,
-        summary["http_requests"],
-        summary["mutations"],
-        concurrency,
-        state_ok,
-        summary,
+        rows=sheet.rows,
+        variant=variant,
+        wall=timing.wall,
+        requests=summary["http_requests"],
+        fields=summary["mutations"],
+        concurrency=int(flags[list(flags).index("--concurrency") + 1]),
+        client_cpu=timing.client_cpu,
+        emulator_cpu=timing.emulator_cpu,
+        state_ok=timing.state_ok and summary["counts"]["succeeded"] == sheet.rows,
+        summary=summary,
     )
 
 
-NAIVE = "naive, 1 request/row"
+def median_run(repeat: int, run: Callable[[], Result]) -> Result:
+    """The run with the median wall time of `repeat`; its state is OK only if all were."""
+    runs = sorted((run() for _ in range(repeat)), key=lambda result: result.wall)
+    return replace(runs[len(runs) // 2], state_ok=all(result.state_ok for result in runs))
 
 
 def run_naive(sheet: Sheet, rows: int) -> Result:
     """The naive script on the sheet's first `rows` rows, as measured (not extrapolated)."""
-    with emulator() as server:
-        command = [sys.executable, str(BENCH / "naive_sequential.py"), str(sheet.path)]
-        command += ["--api-url", server.url, "--limit", str(rows)]
-        wall, stdout = timed(command, server.env)
-        summary = json.loads(stdout)
-        state_ok = summary["confirmed"] == rows and state_matches(
-            server, first_rows_intent(sheet, rows)
-        )
-    return Result(rows, NAIVE, wall, rows, rows, 1, state_ok, summary)
+
+    def command_for(server: Emulator) -> list[str]:
+        script = str(BENCH / "naive_sequential.py")
+        return [
+            sys.executable,
+            script,
+            str(sheet.path),
+            "--api-url",
+            server.url,
+            "--limit",
+            str(rows),
+        ]
+
+    timing = against_fresh_emulator(command_for, first_rows_intent(rows), ())
+    summary = json.loads(timing.stdout)
+    return Result(
+        rows=rows,
+        variant=NAIVE,
+        wall=timing.wall,
+        requests=rows,
+        fields=rows,
+        concurrency=1,
+        client_cpu=timing.client_cpu,
+        emulator_cpu=timing.emulator_cpu,
+        state_ok=timing.state_ok and summary["confirmed"] == rows,
+        summary=summary,
+    )
 
 
 def naive_for(measured: Result, rows: int) -> Result:
-    """The naive time for `rows` rows: its start-up plus the measured time per row."""
+    """The naive time for `rows` rows: its measured wall time plus the time per row it
+    measured for every row it did not send."""
     sent = measured.rows
     if sent == rows:
         return measured
     per_row = measured.summary["send_seconds"] / sent
-    wall = measured.wall + (rows - sent) * per_row
-    return Result(
-        rows,
-        measured.variant,
-        wall,
-        rows,
-        rows,
-        1,
-        measured.state_ok,
-        measured.summary,
+    return replace(
+        measured,
+        rows=rows,
+        wall=measured.wall + (rows - sent) * per_row,
+        requests=rows,
+        fields=rows,
+        client_cpu=None,
+        emulator_cpu=None,
         extrapolated_from=sent,
     )
 
@@ -257,7 +336,7 @@ def standard_flags(*extra: str) -> list[str]:
     return ["--concurrency", str(CONCURRENCY), "--rate", str(RATE), *extra]
 
 
-def bench_sheet(sheet: Sheet, work: Path, naive: Result | None) -> list[Result]:
+def bench_sheet(sheet: Sheet, work: Path, naive: Result | None, repeat: int) -> list[Result]:
     variants = [
         ("--per-request 1", standard_flags("--per-request", "1")),
         ("default", standard_flags()),
@@ -265,27 +344,30 @@ def bench_sheet(sheet: Sheet, work: Path, naive: Result | None) -> list[Result]:
     ]
     results = [naive] if naive is not None else []
     for name, flags in variants:
-        results.append(run_batch_share(sheet, name, flags, work))
+        results.append(median_run(repeat, partial(run_batch_share, sheet, name, flags, work)))
     return results
 
 
 # -- printing -----------------------------------------------------------------------------
 
 HEADER = (
-    f"{'rows':>7} {'variant':<22} {'wall s':>8} {'requests':>8} {'fields':>7} "
-    f"{'speedup':>8} {'bound s':>8} {'/bound':>7} {'state':>5}"
+    f"{'rows':>7} {'variant':<21} {'wall s':>8} {'requests':>8} {'fields':>7} "
+    f"{'speedup':>8} {'bound s':>8} {'/bound':>7} {'cpu cli':>7} {'cpu emu':>7} {'state':>5}"
 )
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:7.2f}" if value is not None else f"{'-':>7}"
 
 
 def table_line(result: Result, naive: Result | None, startup: float) -> str:
     speedup = f"{naive.wall / result.wall:7.0f}x" if naive is not None else f"{'-':>8}"
     bound = result.bound(startup)
-    wall = f"{result.wall:8.2f}"
-    if result.extrapolated_from is not None:
-        wall = f"~{result.wall:7.0f}"
+    wall = f"{result.wall:8.2f}" if result.extrapolated_from is None else f"~{result.wall:7.0f}"
     return (
-        f"{result.rows:>7,} {result.variant:<22} {wall} {result.requests:>8,} "
+        f"{result.rows:>7,} {result.variant:<21} {wall} {result.requests:>8,} "
         f"{result.fields:>7,} {speedup} {bound:8.2f} {result.wall / bound:6.1f}x "
+        f"{_seconds(result.client_cpu)} {_seconds(result.emulator_cpu)} "
         f"{'OK' if result.state_ok else 'FAIL':>5}"
     )
 
@@ -294,13 +376,17 @@ def print_table(results: list[Result], startup: float) -> None:
     print(HEADER)
     for result in results:
         naive = next((r for r in results if r.rows == result.rows and r.variant == NAIVE), None)
-        shown_naive = None if result is naive else naive
-        print(table_line(result, shown_naive, startup))
+        print(table_line(result, None if result is naive else naive, startup))
+    print(
+        "  fields = share fields sent (planned mutations); bound = start-up + "
+        "ceil(requests / concurrency) x latency (concurrency 1 for naive); cpu = CPU seconds "
+        "of the client process and of the emulator during the run"
+    )
     for result in results:
         if result.extrapolated_from is not None:
             print(
-                f"  naive at {result.rows:,} rows: extrapolated linearly from "
-                f"{result.extrapolated_from:,} rows actually sent"
+                f"  naive at {result.rows:,} rows: extrapolated linearly from the "
+                f"{result.extrapolated_from:,} rows it actually sent"
             )
 
 
@@ -326,14 +412,14 @@ def print_targets(results: list[Result]) -> None:
 
 
 def pace_check(sheet: Sheet, work: Path) -> None:
-    flags = ["--concurrency", str(CONCURRENCY), "--rate", str(RATE), "--per-request", "1"]
-    result = run_batch_share(
-        sheet, "pace", flags, work, emulator_flags=f"--rate-limit {PACE_LIMIT}"
-    )
+    flags = standard_flags("--per-request", "1")
+    limit = ("--rate-limit", str(PACE_LIMIT))
+    result = run_batch_share(sheet, "pace", flags, work, emulator_flags=limit)
     summary = result.summary
     throttled = summary["rate_limited"] / result.requests
-    confirmed = result.requests - summary["rate_limited"]
-    throughput = confirmed / summary["elapsed"]
+    # `elapsed` is the run's own clock (sheet loading onward), so interpreter start-up does
+    # not dilute the rate the server saw.
+    throughput = (result.requests - summary["rate_limited"]) / summary["elapsed"]
     within = abs(throughput - PACE_LIMIT) <= 0.2 * PACE_LIMIT
     print(
         f"pace check: emulator --rate-limit {PACE_LIMIT}/s, client --rate {RATE} "
@@ -342,8 +428,8 @@ def pace_check(sheet: Sheet, work: Path) -> None:
         f"{'OK' if result.state_ok else 'FAIL'}"
     )
     print(
-        f"  answered 429: {summary['rate_limited']} = {throttled:.1%} (target < 5%: "
-        f"{met(throttled < 0.05)}); retries {summary['retries']}"
+        f"  answered 429: {summary['rate_limited']} of {result.requests} = {throttled:.1%} "
+        f"(target < 5%: {met(throttled < 0.05)}); retries {summary['retries']}"
     )
     print(
         f"  throughput {throughput:.1f} confirmed requests/s vs limit {PACE_LIMIT}/s "
@@ -351,17 +437,21 @@ def pace_check(sheet: Sheet, work: Path) -> None:
     )
 
 
-def tune(sheets: list[Sheet], work: Path, startup: float) -> None:
-    print(f"\n--per-request sweep (default variant, --concurrency {CONCURRENCY}):")
-    print(f"{'rows':>7} {'per-req':>7} {'wall s':>8} {'requests':>8} {'/bound':>7} {'state':>5}")
+def tune(sheets: list[Sheet], work: Path, startup: float, repeat: int) -> None:
+    print(f"\n--per-request sweep (--concurrency {CONCURRENCY}, median of {repeat}):")
+    print(
+        f"{'rows':>7} {'per-req':>7} {'wall s':>8} {'requests':>8} {'/bound':>7} "
+        f"{'cpu cli':>7} {'cpu emu':>7} {'state':>5}"
+    )
     for sheet in sheets:
         for per_request in TUNE_PER_REQUEST:
             flags = standard_flags("--per-request", str(per_request))
-            result = run_batch_share(sheet, f"--per-request {per_request}", flags, work)
+            run = partial(run_batch_share, sheet, str(per_request), flags, work)
+            result = median_run(repeat, run)
             print(
                 f"{sheet.rows:>7,} {per_request:>7} {result.wall:8.2f} {result.requests:>8,} "
-                f"{result.wall / result.bound(startup):6.1f}x "
-                f"{'OK' if result.state_ok else 'FAIL':>5}"
+                f"{result.wall / result.bound(startup):6.1f}x {_seconds(result.client_cpu)} "
+                f"{_seconds(result.emulator_cpu)} {'OK' if result.state_ok else 'FAIL':>5}"
             )
 
 
@@ -374,20 +464,32 @@ def measure_startup(work: Path) -> float:
     one_row.write_text(f"device_id,email\n{device_id(1)},someone@example.com\n", encoding="utf-8")
     help_wall = median_wall([*CLI, "--help"])
     plan_wall = median_wall([*CLI, "plan", str(one_row), "--quiet"])
-    print(f"start-up (median of {STARTUP_SAMPLES}): batch-share --help {help_wall:.2f} s, ", end="")
-    print(f"plan of a 1-row sheet {plan_wall:.2f} s (used as start-up in the bound)")
+    print(
+        f"start-up (median of {STARTUP_SAMPLES}): batch-share --help {help_wall:.2f} s, "
+        f"plan of a 1-row sheet {plan_wall:.2f} s (the start-up in the bound)"
+    )
     return plan_wall
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the 5,000-row sheet only")
     parser.add_argument("--skip-naive", action="store_true", help="do not run the naive script")
     parser.add_argument(
         "--naive-rows", type=int, default=5_000, help="rows the naive script sends (<= 5,000)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per variant; median shown")
     parser.add_argument("--tune", action="store_true", help="also sweep --per-request")
     args = parser.parse_args()
+    if not 1 <= args.naive_rows <= 5_000:
+        parser.error("--naive-rows must be between 1 and 5000")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     print(
         f"run speed: emulator and client are separate processes sharing this machine's "
         f"{os.cpu_count()} cores; emulator latency {LATENCY * 1000:.0f} ms/request, "
@@ -398,20 +500,18 @@ def main() -> None:
         startup = measure_startup(work)
         device_counts = [500] if args.quick else [500, 5_000]
         sheets = [make_sheet(work, devices) for devices in device_counts]
-        measured = None
-        if not args.skip_naive:
-            measured = run_naive(sheets[0], min(args.naive_rows, sheets[0].rows))
+        measured = None if args.skip_naive else run_naive(sheets[0], args.naive_rows)
         results: list[Result] = []
         for sheet in sheets:
             naive = naive_for(measured, sheet.rows) if measured is not None else None
-            results += bench_sheet(sheet, work, naive)
+            results += bench_sheet(sheet, work, naive, args.repeat)
         print()
         print_table(results, startup)
         print_targets(results)
         print()
         pace_check(sheets[0], work)
         if args.tune:
-            tune(sheets, work, startup)
+            tune(sheets, work, startup, args.repeat)
 
 
 if __name__ == "__main__":
