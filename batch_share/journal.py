@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import sqlite3
@@ -62,18 +61,18 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 def intent_key(api_url: str, key_id: str, intent: Intent) -> str:
     """A stable digest of one request as the API saw it; the journal's primary key."""
-    text = json.dumps(
-        [
+    # The unit separator cannot occur in an ID, an email or a URL, so the join is unambiguous.
+    text = "\x1f".join(
+        (
             api_url,
             key_id,
             intent.device_id,
-            intent.service_id,
+            intent.service_id or "",
             intent.email_key,
             intent.action.value,
-            intent.scripting,
-            intent.notify,
-        ],
-        separators=(",", ":"),
+            "1" if intent.scripting else "0",
+            "1" if intent.notify else "0",
+        )
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -110,11 +109,18 @@ class Journal:
     def record(self, run_id: str, intents: Iterable[str]) -> None:
         """Commit confirmed intents now: one small transaction per API answer."""
         now = time.time()
-        with self._db:
+        # The connection is in autocommit mode, so without an explicit transaction every
+        # row would be its own commit: a 50,000-row run spent 1.5 s on that alone.
+        self._db.execute("BEGIN")
+        try:
             self._db.executemany(
                 "INSERT OR REPLACE INTO confirmed VALUES (?, ?, ?)",
                 ((intent, run_id, now) for intent in intents),
             )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def confirmed_since(self, intents: Iterable[str], since: float) -> dict[str, str]:
         """Which of `intents` were confirmed at or after `since`, and by which run."""

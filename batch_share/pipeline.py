@@ -222,8 +222,7 @@ def run_plan(
     options = options or RunOptions()
     stop = stop or asyncio.Event()
     sent = _sent_intents(planned)
-    keys = {line: intent_key(api_url, credentials.key_id, i) for line, i in sent.items()}
-    earlier = _confirmed_earlier(options, keys)
+    earlier = _confirmed_earlier(options, api_url, credentials.key_id, sent)
     mutations = _without_lines(planned, set(earlier))
     journal = options.journal
 
@@ -270,9 +269,13 @@ def _sent_intents(planned: PlannedSheet) -> dict[int, Intent]:
     return {int(line): planned.lines.intent(int(line)) for line in sent}
 
 
-def _confirmed_earlier(options: RunOptions, keys: dict[int, str]) -> dict[int, Outcome]:
+def _confirmed_earlier(
+    options: RunOptions, api_url: str, key_id: str, sent: dict[int, Intent]
+) -> dict[int, Outcome]:
+    """Lines an earlier run confirmed within the resume window (only with --resume)."""
     if options.journal is None or options.resume_since is None:
         return {}
+    keys = {line: intent_key(api_url, key_id, intent) for line, intent in sent.items()}
     found = options.journal.confirmed_since(keys.values(), options.resume_since)
     return {
         line: Outcome(Status.SUCCEEDED, "", f"confirmed by earlier run {found[key]}")

@@ -36,16 +36,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
+from typing import IO
 
 from batch_share.errors import UsageError
-from batch_share.models import Status
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "row",
@@ -62,36 +55,10 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "mutation",
 )
 REPORT_EXTENSIONS: tuple[str, ...] = (".csv", ".jsonl", ".xlsx")
-# Rows per worksheet in Excel, header included; a longer sheet would not open.
-XLSX_MAX_ROWS = 1_048_576
 
 Cell = str | int
 
 _FORMULA_TRIGGERS = frozenset("=+-@\t\r")
-_STATUS_COLUMN = REPORT_COLUMNS.index("status")
-# Excel's own "Good", "Bad" and "Neutral" fills, plus an orange and a grey.
-_STATUS_COLOURS: Mapping[str, str] = {
-    Status.SUCCEEDED.value: "C6EFCE",
-    Status.FAILED.value: "FFC7CE",
-    Status.INVALID.value: "F8CBAD",
-    Status.CONFLICT.value: "FFEB9C",
-    Status.NOT_RUN.value: "D9D9D9",
-}
-_COLUMN_WIDTHS: Mapping[str, int] = {
-    "row": 7,
-    "device_id": 25,
-    "service_id": 25,
-    "email": 32,
-    "action": 9,
-    "scripting": 10,
-    "notify": 8,
-    "status": 11,
-    "code": 22,
-    "message": 60,
-    "attempts": 9,
-    "mutation": 12,
-}
-_XLSX_MAX_CELL_TEXT = 32_767  # Excel refuses to open a workbook with a longer cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,11 +177,11 @@ def _text_stream(binary: IO[bytes], encoding: str, newline: str) -> Iterator[io.
 # --- rows -------------------------------------------------------------------------------
 
 
-def _neutralise(text: str) -> str:
+def neutralise(text: str) -> str:
     return "'" + text if text[:1] in _FORMULA_TRIGGERS else text
 
 
-def _checked(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[Sequence[Cell]]:
+def checked_rows(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[Sequence[Cell]]:
     """Rows of the header's width; a short or long row would shift every later column."""
     for index, row in enumerate(rows, 1):
         if len(row) != width:
@@ -230,7 +197,7 @@ def _write_csv(
 ) -> None:
     with _text_stream(out, "utf-8-sig", newline="") as text:
         writer = csv.writer(text)
-        writer.writerow([_neutralise(name) for name in header])
+        writer.writerow([neutralise(name) for name in header])
         writer.writerows(_csv_records(rows, len(header)))
 
 
@@ -238,7 +205,7 @@ def _csv_records(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[list[Ce
     # One generator with the neutralising inlined: this runs for every cell of a report
     # that may have a million lines, and each extra layer costs a visible fraction.
     triggers = _FORMULA_TRIGGERS
-    for row in _checked(rows, width):
+    for row in checked_rows(rows, width):
         yield [
             "'" + cell if isinstance(cell, str) and cell[:1] in triggers else cell for cell in row
         ]
@@ -254,7 +221,8 @@ def _write_jsonl(
     encode = json.JSONEncoder(ensure_ascii=False).encode
     with _text_stream(out, "utf-8", newline="\n") as text:
         text.writelines(
-            encode(dict(zip(keys, row, strict=True))) + "\n" for row in _checked(rows, len(header))
+            encode(dict(zip(keys, row, strict=True))) + "\n"
+            for row in checked_rows(rows, len(header))
         )
 
 
@@ -282,105 +250,10 @@ def _write_xlsx(
     rows: Iterable[Sequence[Cell]],
     summary: ReportSummary,
 ) -> None:
-    # Write-only mode streams rows to disk, so a million-line report fits in memory.
-    workbook = Workbook(write_only=True)
-    report_sheet = workbook.create_sheet("Report")
-    summary_sheet = workbook.create_sheet("Summary")
-    try:
-        _fill_report_sheet(report_sheet, header, rows)
-        _fill_summary_sheet(summary_sheet, summary)
-    except BaseException:
-        for sheet in (report_sheet, summary_sheet):
-            _discard_sheet(sheet)
-        raise
-    workbook.active = summary_sheet  # opens on Summary; Report stays first (see top)
-    workbook.save(out)
+    # openpyxl takes a tenth of a second to import: only runs that write .xlsx pay for it.
+    from batch_share.report_xlsx import write_xlsx  # noqa: PLC0415
 
-
-def _discard_sheet(sheet: Any) -> None:
-    """Abandon a half-streamed write-only sheet tidily.
-
-    openpyxl streams each sheet into its own temp file through a generator; left to the
-    garbage collector, that generator fails noisily on an already-closed file and the temp
-    file lingers until exit. Closing then deleting it here avoids both. The writer is
-    private, hence the guarded lookup; a failure here must not mask the error being raised.
-    """
-    writer = getattr(sheet, "_writer", None)
-    if writer is None or sheet.closed:
-        return
-    with suppress(Exception):
-        sheet.close()
-        writer.cleanup()
-
-
-def _xlsx_text(text: str) -> str:
-    """Text an XLSX cell can hold, stored as text: control characters that XML forbids
-    become U+FFFD, overlong text is cut to Excel's limit, and formulas are neutralised
-    (openpyxl would otherwise store a string starting with `=` as a formula)."""
-    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-    if len(text) > _XLSX_MAX_CELL_TEXT:
-        text = text[: _XLSX_MAX_CELL_TEXT - 1] + "\u2026"
-    return _neutralise(text)
-
-
-def _xlsx_value(cell: Cell) -> Cell:
-    return _xlsx_text(cell) if isinstance(cell, str) else cell
-
-
-def _bold_cell(sheet: Any, value: Cell) -> Any:
-    cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
-    cell.font = Font(bold=True)
-    return cell
-
-
-def _status_cell(sheet: Any, status: str) -> Any:
-    cell = WriteOnlyCell(sheet, value=status)
-    cell.fill = PatternFill(fill_type="solid", start_color=_STATUS_COLOURS[status])
-    return cell
-
-
-def _fill_report_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
-    # Write-only sheets emit views and column widths with the first row: set them first.
-    # Only the active sheet may be tab-selected, or Excel opens with both sheets grouped.
-    sheet.sheet_view.tabSelected = False
-    sheet.freeze_panes = "A2"
-    for index, name in enumerate(header, 1):
-        width = _COLUMN_WIDTHS.get(name, min(max(len(name) + 2, 12), 40))
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.append([_bold_cell(sheet, name) for name in header])
-    # openpyxl writes an appended cell object before taking the next row, so one styled
-    # cell per status can be reused for every line instead of styling a million cells.
-    status_cells = {status: _status_cell(sheet, status) for status in _STATUS_COLOURS}
-    count = 0
-    for row in _checked(rows, len(header)):
-        count += 1
-        if count >= XLSX_MAX_ROWS:
-            raise UsageError(
-                f"the report has more than {XLSX_MAX_ROWS - 1:,} lines, more than an .xlsx "
-                "sheet holds; write it as .csv or .jsonl"
-            )
-        values: list[Any] = [_xlsx_value(cell) for cell in row]
-        styled = status_cells.get(str(row[_STATUS_COLUMN]))
-        if styled is not None:
-            values[_STATUS_COLUMN] = styled
-        sheet.append(values)
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{count + 1}"
-
-
-def _fill_summary_sheet(sheet: Any, summary: ReportSummary) -> None:
-    sheet.sheet_view.tabSelected = True
-    sheet.column_dimensions["A"].width = 24
-    sheet.column_dimensions["B"].width = 64
-    sheet.append([_bold_cell(sheet, "status"), _bold_cell(sheet, "lines")])
-    # Every status is listed, zeros included, so "failed 0" is stated rather than implied.
-    statuses = [*_STATUS_COLOURS, *(s for s in summary.counts if s not in _STATUS_COLOURS)]
-    for status in statuses:
-        label = _status_cell(sheet, status) if status in _STATUS_COLOURS else _xlsx_text(status)
-        sheet.append([label, summary.counts.get(status, 0)])
-    sheet.append([_bold_cell(sheet, "total"), _bold_cell(sheet, sum(summary.counts.values()))])
-    sheet.append([])
-    for key, value in summary.fields:
-        sheet.append([_xlsx_text(key), _xlsx_text(value)])
+    write_xlsx(out, header, rows, summary)
 
 
 _Writer = Callable[[IO[bytes], Sequence[str], Iterable[Sequence[Cell]], ReportSummary], None]

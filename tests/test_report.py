@@ -16,11 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from batch_share import report
+from batch_share import report_xlsx
 from batch_share.errors import UsageError
 from batch_share.report import (
     REPORT_COLUMNS,
-    XLSX_MAX_ROWS,
     ReportSummary,
     check_report_path,
     default_report_path,
@@ -349,7 +348,7 @@ def test_xlsx_refuses_more_lines_than_a_sheet_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A sheet of 3 rows stands in for Excel's 1,048,576 so the test writes 3 lines, not 1M.
-    monkeypatch.setattr(report, "XLSX_MAX_ROWS", 3)
+    monkeypatch.setattr(report_xlsx, "XLSX_MAX_ROWS", 3)
     target = tmp_path / "out.xlsx"
     write_report(target, (), [line(2, "a@x.io"), line(3, "b@x.io")], SUMMARY)
 
@@ -361,7 +360,7 @@ def test_xlsx_refuses_more_lines_than_a_sheet_holds(
 
 
 def test_xlsx_row_limit_is_excels() -> None:
-    assert XLSX_MAX_ROWS == 2**20
+    assert report_xlsx.XLSX_MAX_ROWS == 2**20
 
 
 # --- atomicity ------------------------------------------------------------------------
