@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import parse
 
 from batch_share.auth import SIGNED_HEADERS, signature, signing_string
 from batch_share.emulator import (
@@ -26,6 +27,7 @@ from batch_share.emulator import (
     service_id,
     shared_device_id,
 )
+from batch_share.emulator.schema import DocumentCache
 
 SHARE = """
 mutation ($d: String, $ds: [String!], $e: [String!]!, $a: SharingAction!, $s: Boolean!,
@@ -612,6 +614,109 @@ def test_alias_cap_refuses_the_whole_document(emulator: ServerHandle) -> None:
     assert "path" not in error
     assert emulator.state.counters.share_fields == 0
     assert emulator.state.access(device_id(1)) == {}
+
+
+# -- the document cache --------------------------------------------------------------------
+
+
+def test_a_repeated_document_is_cached_and_runs_with_each_requests_variables(
+    emulator: ServerHandle,
+) -> None:
+    unknown = "80:00:00:00:01:99:99:99"
+
+    first = post(emulator, SHARE, share_vars(unknown, [BOB]))
+    second = post(emulator, SHARE, share_vars(unknown, [BOB]))
+    third = post(emulator, SHARE, share_vars(device_id(1), [CAROL]))
+
+    assert SHARE in emulator.state.documents
+    # The error of a cached document keeps its path and source locations.
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert error_of(first.json()) == f"device {unknown} not found"
+    assert first.json()["errors"][0]["locations"]
+    assert third.json() == {"data": {"share": True}}
+    assert emulator.state.access(device_id(1)) == {CAROL: False}
+    assert [c.device_ids for c in emulator.state.counters.share_calls] == [
+        (unknown,),
+        (unknown,),
+        (device_id(1),),
+    ]
+
+
+def test_an_invalid_document_is_refused_alike_every_time_and_never_cached(
+    emulator: ServerHandle,
+) -> None:
+    query = "{ login { email nosuchfield } }"
+
+    answers = [post(emulator, query) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [400, 400]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["errors"][0]["message"].startswith("Cannot query field")
+    assert query not in emulator.state.documents
+
+
+def test_a_cached_document_still_has_its_variables_checked(emulator: ServerHandle) -> None:
+    assert post(emulator, READ, {"ids": [device_id(1)]}).status_code == 200
+
+    response = post(emulator, READ, {"ids": [5]})
+
+    assert READ in emulator.state.documents
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["message"].startswith("Variable '$ids' has invalid value")
+
+
+def test_alias_cap_applies_to_a_cached_document(emulator: ServerHandle) -> None:
+    query = """
+    mutation ($e: [String!]!) {
+      a: share(deviceId: "80:00:00:00:01:00:00:01", email: $e)
+      b: share(deviceId: "80:00:00:00:01:00:00:02", email: $e)
+      c: share(deviceId: "80:00:00:00:01:00:00:03", email: $e)
+    }
+    """
+    assert post(emulator, query, {"e": [BOB]}).status_code == 200
+    emulator.state.faults.alias_cap = 2
+
+    response = post(emulator, query, {"e": [CAROL]})
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["message"] == "query too complex: 3 fields in one document, at most 2"
+    assert emulator.state.counters.share_fields_per_request == [3, 0]
+    assert emulator.state.access(device_id(1)) == {BOB: False}
+
+
+def test_document_cache_drops_the_least_recently_used() -> None:
+    cache = DocumentCache(max_entries=2)
+    documents = {text: parse(text) for text in ("{ a }", "{ b }", "{ c }")}
+    cache.add("{ a }", documents["{ a }"])
+    cache.add("{ b }", documents["{ b }"])
+
+    assert cache.get("{ a }") is documents["{ a }"]  # now the most recently used
+    cache.add("{ c }", documents["{ c }"])
+
+    assert len(cache) == 2
+    assert "{ a }" in cache
+    assert "{ b }" not in cache
+    assert cache.get("{ b }") is None
+    assert cache.get("{ c }") is documents["{ c }"]
+
+
+def test_document_cache_is_bounded_in_characters_too() -> None:
+    cache = DocumentCache(max_entries=10, max_characters=13)
+    short, other, too_long = "{ a }", "{ bb }", "{ " + "x" * 20 + " }"
+    cache.add(short, parse(short))
+    cache.add(other, parse(other))
+    cache.add(too_long, parse(too_long))
+
+    assert too_long not in cache
+    assert len(cache) == 2
+    cache.add("{ ccc }", parse("{ ccc }"))  # 7 more characters: the oldest must go
+
+    assert short not in cache
+    assert other in cache
+    assert "{ ccc }" in cache
 
 
 # -- counters and lifecycle ----------------------------------------------------------------

@@ -6,6 +6,7 @@ subset with one deliberate change, see `share` below.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -29,6 +30,8 @@ from batch_share.emulator.fleet import Device, Service
 from batch_share.emulator.state import Grant, ShareError, ShareRequest, ShareState
 
 MAX_PAGE_SIZE = 1000
+DOCUMENT_CACHE_ENTRIES = 256
+DOCUMENT_CACHE_CHARACTERS = 1_000_000
 
 # `share` returns `Boolean!` on the real API, yet a failed share nulls only its own alias
 # and the fields after it still run. A spec-strict executor given `Boolean!` would null the
@@ -313,6 +316,58 @@ def root_field_count(document: DocumentNode, operation_name: str | None) -> int:
 
 def document_errors(document: DocumentNode) -> list[GraphQLError]:
     return validate(SCHEMA, document)
+
+
+class DocumentCache:
+    """Documents that parsed and validated without errors, by query text; the least
+    recently used go first when it is full.
+
+    Clients send the same few texts over and over (the values travel in variables), and
+    parsing and validating them again was most of the emulator's CPU. Validity depends only
+    on the text and the fixed schema, so a document that passed once passes every time;
+    refused documents are never kept, so they are checked, and answered, afresh each time.
+    Executing does not modify a document, so one parsed copy serves every request.
+
+    A parsed document takes about 80 bytes per character of its text, so the size is
+    bounded in characters as well as in entries; a text longer than the whole budget is
+    simply not kept.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = DOCUMENT_CACHE_ENTRIES,
+        max_characters: int = DOCUMENT_CACHE_CHARACTERS,
+    ) -> None:
+        if max_entries < 1 or max_characters < 1:
+            raise ValueError("a document cache needs room for at least one entry and character")
+        self.max_entries = max_entries
+        self.max_characters = max_characters
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._characters = 0
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def __contains__(self, query: object) -> bool:
+        return query in self._documents
+
+    def get(self, query: str) -> DocumentNode | None:
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+        return document
+
+    def add(self, query: str, document: DocumentNode) -> None:
+        """Keep a document that `document_errors` found nothing wrong with."""
+        if len(query) > self.max_characters:
+            return
+        if self._documents.pop(query, None) is not None:
+            self._characters -= len(query)
+        self._documents[query] = document
+        self._characters += len(query)
+        while len(self._documents) > self.max_entries or self._characters > self.max_characters:
+            evicted, _ = self._documents.popitem(last=False)
+            self._characters -= len(evicted)
 
 
 def execute_document(

@@ -18,7 +18,7 @@ import secrets
 import time
 from typing import Any
 
-from graphql import GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, parse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,6 +31,7 @@ from batch_share.emulator.counters import Counters, RequestRecord
 from batch_share.emulator.faults import Faults, RateLimiter, retry_after_header
 from batch_share.emulator.fleet import ACCOUNT_EMAIL, Fleet
 from batch_share.emulator.schema import (
+    DocumentCache,
     RequestContext,
     document_errors,
     execute_document,
@@ -87,6 +88,8 @@ class Emulator:
         self.counters = Counters()
         self._random = random.Random(seed)
         self._limiter: RateLimiter | None = None
+        # Kept across reset(): it holds nothing a client can observe, only saved work.
+        self.documents = DocumentCache()
         self.app = _build_app(self)
 
     def __repr__(self) -> str:
@@ -249,6 +252,33 @@ class _FaultsAndCounters:
         return None
 
 
+def _checked_document(
+    emulator: Emulator, query: str, operation_name: str | None
+) -> DocumentNode | Response:
+    """The document to execute, or the HTTP 400 that refuses it: parse, alias cap, validate.
+
+    A cached document passed parsing and validation before, so only the alias cap (a fault
+    that may have been switched on since) is checked again. The cap keeps its place between
+    the two, so a fresh document with too many fields is refused for that, valid or not.
+    """
+    document = emulator.documents.get(query)
+    cached = document is not None
+    if document is None:
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            return JSONResponse({"errors": [error.formatted]}, status_code=400)
+    cap, fields = emulator.faults.alias_cap, root_field_count(document, operation_name)
+    if cap is not None and fields > cap:
+        return _request_error(f"query too complex: {fields} fields in one document, at most {cap}")
+    if not cached:
+        errors = document_errors(document)
+        if errors:
+            return JSONResponse({"errors": [e.formatted for e in errors]}, status_code=400)
+        emulator.documents.add(query, document)
+    return document
+
+
 def _build_app(emulator: Emulator) -> Starlette:
     async def graphql_endpoint(request: Request) -> Response:
         body = await request.body()
@@ -258,19 +288,11 @@ def _build_app(emulator: Emulator) -> Starlette:
             return _message(problem, 401, {"WWW-Authenticate": 'Signature realm="remote.it"'})
         try:
             query, variables, operation_name = _payload(body)
-            document = parse(query)
         except _BadRequest as error:
             return _request_error(str(error))
-        except GraphQLError as error:
-            return JSONResponse({"errors": [error.formatted]}, status_code=400)
-        cap, fields = emulator.faults.alias_cap, root_field_count(document, operation_name)
-        if cap is not None and fields > cap:
-            return _request_error(
-                f"query too complex: {fields} fields in one document, at most {cap}"
-            )
-        errors = document_errors(document)
-        if errors:
-            return JSONResponse({"errors": [e.formatted for e in errors]}, status_code=400)
+        document = _checked_document(emulator, query, operation_name)
+        if isinstance(document, Response):
+            return document
         record: RequestRecord = request.scope[_RECORD]
         context = RequestContext(emulator.shares, emulator.faults, emulator.counters, record)
         result = execute_document(document, variables, operation_name, context)
