@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from batch_share.auth import Credentials
     from batch_share.executor import ProgressEvent
     from batch_share.models import Outcome
-    from batch_share.pipeline import PlannedSheet, RunOptions, RunResult
+    from batch_share.pipeline import Guard, PlannedSheet, RunOptions, RunResult
 
 DEFAULT_API_URL = "https://api.remote.it/graphql/v1"
 PROBLEMS_SHOWN = 20
@@ -65,6 +66,21 @@ OnlyOpt = Annotated[
     typer.Option(
         "--only", help="With a report as input: the statuses to replay, e.g. failed,not-run."
     ),
+]
+MaxRemovalsOpt = Annotated[
+    int, typer.Option("--max-removals", min=0, help="Refuse more REMOVEs than this.")
+]
+MaxRemovalFractionOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-removal-fraction", min=0.0, max=1.0, help="Refuse a larger share of REMOVEs."
+    ),
+]
+AllowMassRemovalOpt = Annotated[
+    bool, typer.Option("--allow-mass-removal", help="Override the removal guard.")
+]
+MinRowsOpt = Annotated[
+    int, typer.Option("--min-rows", min=0, help="Refuse a sheet with fewer valid rows.")
 ]
 LogFormatOpt = Annotated[
     str,
@@ -234,8 +250,7 @@ def _print_plan(console: Console, planned: PlannedSheet, summary: Mapping[str, A
         f"  {summary['mutations']} mutations on {summary['devices']} devices in "
         f"{summary['http_requests']} HTTP requests ({summary['per_request']} per request)"
     )
-    problems = planned.validated.problems + _plan_problems(planned)
-    _show_problems(console, tuple(sorted(problems, key=lambda problem: problem.row)))
+    _show_problems(console, planned.problems())
     limit = None if console.verbose else MUTATIONS_SHOWN
     preview = mutation_preview(planned, limit)
     if preview:
@@ -245,18 +260,6 @@ def _print_plan(console: Console, planned: PlannedSheet, summary: Mapping[str, A
         hidden = len(planned.plan.mutations) - len(preview)
         if hidden:
             console.info(f"  ... {hidden} more (see --show-mutations)")
-
-
-def _plan_problems(planned: PlannedSheet) -> tuple[Problem, ...]:
-    """Conflicts as problems, so `plan` lists them beside the validation problems."""
-    seen: set[tuple[int, str]] = set()
-    problems = []
-    for line, (_, code, message) in sorted(planned.plan.problems.items()):
-        row = int(planned.sheet.row_numbers[int(planned.lines.row[line])])
-        if (row, message) not in seen:
-            seen.add((row, message))
-            problems.append(Problem(row, "email", code, message))
-    return tuple(problems)
 
 
 def _load_planned(
@@ -275,6 +278,11 @@ def _default_per_request() -> int:
     return PER_REQUEST_DEFAULT
 
 
+# Options `run` needs and `plan` does not, accepted by `plan` too (SPEC: common options) so a
+# script can pass one set of flags to both; hidden from `plan --help`.
+_IGNORED = {"hidden": True, "help": "Accepted for symmetry with `run`; no effect on `plan`."}
+
+
 @app.command()
 def plan(
     sheet: SheetArg,
@@ -286,12 +294,22 @@ def plan(
     ] = False,
     per_request: PerRequestOpt = None,
     cross_device: CrossDeviceOpt = False,
+    max_removals: MaxRemovalsOpt = 100,
+    max_removal_fraction: MaxRemovalFractionOpt = 0.5,
+    allow_mass_removal: AllowMassRemovalOpt = False,
+    min_rows: MinRowsOpt = 0,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    _api_url: Annotated[str | None, typer.Option("--api-url", **_IGNORED)] = None,
+    _profile: Annotated[str | None, typer.Option("--profile", **_IGNORED)] = None,
+    _concurrency: Annotated[int | None, typer.Option("--concurrency", **_IGNORED)] = None,
+    _rate: Annotated[float | None, typer.Option("--rate", **_IGNORED)] = None,
+    _retries: Annotated[int | None, typer.Option("--retries", **_IGNORED)] = None,
+    _dry_run: Annotated[bool, typer.Option("--dry-run", **_IGNORED)] = False,
 ) -> None:
     """Read, validate and group a sheet; print the plan. No network, no credentials."""
-    from batch_share.pipeline import status_counts
+    from batch_share.pipeline import Guard, status_counts
 
     console = Console(as_json=as_json, quiet=quiet, verbose=verbose)
     console.route_library_logs()
@@ -306,22 +324,27 @@ def plan(
     per_request = per_request or _default_per_request()
     summary = _plan_summary(planned, per_request)
     _print_plan(console, planned, summary)
-    if show_mutations:
-        for mutation in planned.plan.mutations:
-            typer.echo(json.dumps({"mutation": mutation.id, **mutation.variables()}))
+    mutations = [{"mutation": m.id, **m.variables()} for m in planned.plan.mutations]
+    if show_mutations and not as_json:
+        for variables in mutations:
+            typer.echo(json.dumps(variables))
     if report is not None:
-        try:
-            _write_report(report, planned, None, summary, started=time.time(), api_url=None)
-        except ReportError as error:
-            raise _fail(console, error) from None
+        _write_plan_report(console, report, planned, summary, started=time.time())
     counts = status_counts(planned, None)
     problems = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
-    if planned.sheet.row_count == 0 or planned.sendable_lines == 0:
+    guard = Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows)
+    empty = planned.sheet.row_count == 0 or planned.sendable_lines == 0
+    refusal = _guard_refusal(console, planned, guard, only_a_warning=not empty)
+    if empty:
         code = ExitCode.SAFETY_GUARD
-        console.error(f"{planned.sheet.source}: no valid rows; `run` would refuse this sheet")
     else:
+        if refusal is not None:
+            console.warning("`run` would refuse this sheet unless told otherwise (see above)")
         code = ExitCode.SOME_ROWS_NOT_DONE if problems else ExitCode.OK
-    console.data({"command": "plan", **summary, "counts": counts, "exit_code": int(code)})
+    payload: dict[str, Any] = {"command": "plan", **summary, "counts": counts}
+    if show_mutations:
+        payload["mutation_variables"] = mutations
+    console.data({**payload, "exit_code": int(code)})
     console.final(
         f"batch-share plan: {summary['lines']} lines, {problems} with problems, "
         f"{summary['mutations']} mutations, {summary['http_requests']} HTTP requests; "
@@ -450,21 +473,10 @@ def run(
             "--state-dir", envvar="BATCH_SHARE_STATE_DIR", help="Journal and run lock directory."
         ),
     ] = None,
-    max_removals: Annotated[
-        int, typer.Option("--max-removals", min=0, help="Refuse more REMOVEs than this.")
-    ] = 100,
-    max_removal_fraction: Annotated[
-        float,
-        typer.Option(
-            "--max-removal-fraction", min=0.0, max=1.0, help="Refuse a larger share of REMOVEs."
-        ),
-    ] = 0.5,
-    allow_mass_removal: Annotated[
-        bool, typer.Option("--allow-mass-removal", help="Override the removal guard.")
-    ] = False,
-    min_rows: Annotated[
-        int, typer.Option("--min-rows", min=0, help="Refuse a sheet with fewer valid rows.")
-    ] = 0,
+    max_removals: MaxRemovalsOpt = 100,
+    max_removal_fraction: MaxRemovalFractionOpt = 0.5,
+    allow_mass_removal: AllowMassRemovalOpt = False,
+    min_rows: MinRowsOpt = 0,
     log_format: LogFormatOpt = "text",
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -472,13 +484,7 @@ def run(
 ) -> None:
     """Apply a sheet to the remote.it API and write the per-row report."""
     from batch_share.models import Outcome
-    from batch_share.pipeline import (
-        Guard,
-        RunResult,
-        check_guard,
-        pending_outcomes,
-        removal_preview,
-    )
+    from batch_share.pipeline import Guard, RunResult, pending_outcomes
     from batch_share.report import check_report_path, default_report_path
 
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
@@ -507,30 +513,22 @@ def run(
     # From here `http_requests` counts what was really sent; the plan's estimate stays too.
     summary["planned_http_requests"] = summary["http_requests"]
     summary["http_requests"] = 0
-    try:
-        check_guard(
-            planned, Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows)
-        )
-    except BatchShareError as error:
-        for line in removal_preview(planned):
-            console.info(f"  would {line}")
-        refused = pending_outcomes(planned, Outcome(Status.NOT_RUN, "guard-refused", str(error)))
-        console.error(str(error))
+    guard = Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows)
+    refusal = _guard_refusal(console, planned, guard, only_a_warning=credentials is None)
+    if credentials is None:
+        if refusal is not None:
+            console.warning(f"a real run would be refused: {refusal}")
+        code = _write_plan_report(console, report, planned, summary, started=started)
+        _finish(console, command, planned, None, summary, report, code, started)
+    if refusal is not None:
+        outcome = Outcome(Status.NOT_RUN, "guard-refused", str(refusal))
+        refused = pending_outcomes(planned, outcome)
         try:
             _write_report(report, planned, refused, summary, started=started, api_url=None)
         except ReportError as report_error:
             console.error(str(report_error))
         result = RunResult(None, refused)
         _finish(console, command, planned, result, summary, report, ExitCode.SAFETY_GUARD, started)
-    if credentials is None:
-        try:
-            _write_report(report, planned, None, summary, started=started, api_url=None)
-        except ReportError as error:
-            raise _fail(console, error) from None
-        counts = _finish_counts(planned, None)
-        bad = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
-        code = ExitCode.SOME_ROWS_NOT_DONE if bad else ExitCode.OK
-        _finish(console, command, planned, None, summary, report, code, started)
 
     from batch_share.executor import ExecConfig
     from batch_share.journal import Journal, default_state_dir, run_lock
@@ -559,6 +557,43 @@ def run(
     _finish(console, command, planned, result, summary, report, _run_exit(planned, result), started)
 
 
+def _guard_refusal(
+    console: Console, planned: PlannedSheet, guard: Guard, *, only_a_warning: bool = False
+) -> BatchShareError | None:
+    """The safety guard's verdict, with what it would remove shown even under --quiet."""
+    from batch_share.pipeline import check_guard, removal_preview
+
+    say = console.warning if only_a_warning else console.error
+    try:
+        check_guard(planned, guard)
+    except BatchShareError as refusal:
+        say(str(refusal))
+        for line in removal_preview(planned):
+            say(f"  would {line}")
+        return refusal
+    return None
+
+
+def _write_plan_report(
+    console: Console,
+    report: Path,
+    planned: PlannedSheet,
+    summary: Mapping[str, Any],
+    *,
+    started: float,
+) -> ExitCode:
+    """Write a report of planned lines; 0 when every line is valid, else 1 (SPEC: dry run)."""
+    from batch_share.pipeline import status_counts
+
+    try:
+        _write_report(report, planned, None, summary, started=started, api_url=None)
+    except ReportError as error:
+        raise _fail(console, error) from None
+    counts = status_counts(planned, None)
+    bad = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
+    return ExitCode.SOME_ROWS_NOT_DONE if bad else ExitCode.OK
+
+
 def _execute(
     planned: PlannedSheet,
     console: Console,
@@ -585,6 +620,8 @@ def _execute(
         )
     finally:
         close_progress()
+        signal.signal(signal.SIGINT, _still_writing(console))
+        signal.signal(signal.SIGTERM, _still_writing(console))
         if result.exec_result is not None:
             summary.update(
                 http_requests=result.exec_result.requests,
@@ -605,20 +642,25 @@ def _execute(
     return result
 
 
+def _still_writing(console: Console) -> Callable[[int, object], None]:
+    """After sending, a second Ctrl-C must not cost the report: say so and carry on."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        console.error("still writing the report; it will be done in a moment")
+
+    return handler
+
+
 def _run_exit(planned: PlannedSheet, result: RunResult) -> ExitCode:
+    from batch_share.pipeline import status_counts
+
     if result.aborted == "auth-refused":
         return ExitCode.AUTH_REFUSED
     if result.aborted == "interrupted":
         return ExitCode.INTERRUPTED
-    counts = _finish_counts(planned, result.outcomes)
+    counts = status_counts(planned, result.outcomes)
     done = counts[Status.SUCCEEDED.value] == sum(counts.values())
     return ExitCode.OK if done else ExitCode.SOME_ROWS_NOT_DONE
-
-
-def _finish_counts(planned: PlannedSheet, outcomes: dict[int, Outcome] | None) -> dict[str, int]:
-    from batch_share.pipeline import status_counts
-
-    return status_counts(planned, outcomes)
 
 
 def _finish(
@@ -631,7 +673,9 @@ def _finish(
     code: ExitCode,
     started: float,
 ) -> NoReturn:
-    counts = _finish_counts(planned, result.outcomes if result is not None else None)
+    from batch_share.pipeline import status_counts
+
+    counts = status_counts(planned, result.outcomes if result is not None else None)
     elapsed = time.time() - started
     payload = {
         "command": command,

@@ -150,9 +150,15 @@ def run_lock(state_dir: Path) -> Iterator[LockInfo]:
     is never stale in practice; the pid written inside only serves the refusal message and
     the log line that says a dead run's lock was taken over.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_NAME
-    handle = path.open("a+", encoding="utf-8")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(
+            f"cannot use the state directory {state_dir}: {error.strerror or error} "
+            "(choose another with --state-dir)"
+        ) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

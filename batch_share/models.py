@@ -284,6 +284,11 @@ class Plan:
     duplicate_of: IntArray
     problems: dict[int, tuple[Status, str, str]]
 
+    @property
+    def sent_mask(self) -> BoolArray:
+        """Lines that go out themselves: carried by a mutation and not a duplicate."""
+        return (self.line_mutation >= 0) & (self.duplicate_of < 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

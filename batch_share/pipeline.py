@@ -32,6 +32,7 @@ from batch_share.models import (
     Outcome,
     OutcomeKey,
     Plan,
+    Problem,
     Sheet,
     Status,
 )
@@ -83,7 +84,20 @@ class PlannedSheet:
 
     @property
     def sendable_lines(self) -> int:
-        return int((self.plan.line_mutation >= 0).sum())
+        """Distinct requests to send (a duplicate rides on the line it repeats)."""
+        return int(self.plan.sent_mask.sum())
+
+    def problems(self) -> tuple[Problem, ...]:
+        """Every problem in row order: validation's, then the planner's conflicts."""
+        seen: set[tuple[int, str]] = set()
+        conflicts = []
+        for line, (_, code, message) in sorted(self.plan.problems.items()):
+            row = int(self.sheet.row_numbers[int(self.lines.row[line])])
+            if (row, message) not in seen:
+                seen.add((row, message))
+                conflicts.append(Problem(row, "email", code, message))
+        merged = [*self.validated.problems, *conflicts]
+        return tuple(sorted(merged, key=lambda problem: problem.row))
 
     @property
     def removals(self) -> int:
@@ -155,7 +169,7 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
 def pending_outcomes(planned: PlannedSheet, outcome: Outcome) -> dict[int, Outcome]:
     """The same outcome for every line that would have been sent (a refused or failed run)."""
     plan = planned.plan
-    sent = np.flatnonzero((plan.line_mutation >= 0) & (plan.duplicate_of < 0))
+    sent = np.flatnonzero(plan.sent_mask)
     return dict.fromkeys(map(int, sent), outcome)
 
 
@@ -265,7 +279,7 @@ def run_plan(
 def _sent_intents(planned: PlannedSheet) -> dict[int, Intent]:
     """The lines that go out themselves (not duplicates), as intents, by line index."""
     plan = planned.plan
-    sent = np.flatnonzero((plan.line_mutation >= 0) & (plan.duplicate_of < 0))
+    sent = np.flatnonzero(plan.sent_mask)
     return {int(line): planned.lines.intent(int(line)) for line in sent}
 
 
@@ -290,7 +304,7 @@ def _without_lines(planned: PlannedSheet, skip: set[int]) -> tuple[Mutation, ...
         return planned.plan.mutations
     lines, plan = planned.lines, planned.plan
     keep: dict[int, set[str]] = {}
-    for line in map(int, np.flatnonzero((plan.line_mutation >= 0) & (plan.duplicate_of < 0))):
+    for line in map(int, np.flatnonzero(plan.sent_mask)):
         if line not in skip:
             keep.setdefault(int(plan.line_mutation[line]), set()).add(
                 lines.email_keys[int(lines.email[line])]
@@ -362,16 +376,24 @@ def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator
         device = int(lines.device[line])
         service = int(lines.service[line])
         index = int(plan.line_mutation[line])
+        if lines.valid[line]:
+            action = ACTIONS[int(lines.action[line])].value
+            scripting = "true" if lines.scripting[line] else "false"
+            notify = "true" if lines.notify[line] else "false"
+        else:
+            # An invalid line keeps what was typed: fed back in, it must fail again rather
+            # than run with a default standing in for a value nobody could read.
+            action = _raw(planned, "action", row, Action.ADD.value)
+            scripting = _raw(planned, "scripting", row, "false")
+            notify = _raw(planned, "notify", row, "true")
         yield [
             int(sheet.row_numbers[row]),
             lines.device_ids[device] if device >= 0 else sheet.cell(device_col, row).strip(),
             _service_text(lines, sheet, service, service_col, row),
             lines.emails[int(lines.email[line])],
-            ACTIONS[int(lines.action[line])].value
-            if lines.valid[line]
-            else _raw(planned, "action", row),
-            "true" if lines.scripting[line] else "false",
-            "true" if lines.notify[line] else "false",
+            action,
+            scripting,
+            notify,
             outcome.status.value,
             outcome.code,
             outcome.message,
@@ -389,13 +411,11 @@ def _service_text(
     return sheet.cell(service_col, row).strip() if service_col is not None else ""
 
 
-def _raw(planned: PlannedSheet, column: str, row: int) -> str:
-    """The cell as typed, for invalid lines whose parsed value may not exist."""
+def _raw(planned: PlannedSheet, column: str, row: int, default: str) -> str:
+    """The cell as typed (or the column's default when blank or absent)."""
     index = planned.validated.column_map.get(column)
-    if index is None:
-        return Action.ADD.value
-    text = planned.sheet.cell(index, row).strip()
-    return text or Action.ADD.value
+    text = planned.sheet.cell(index, row).strip() if index is not None else ""
+    return text or default
 
 
 def status_counts(planned: PlannedSheet, outcomes: dict[int, Outcome] | None) -> dict[str, int]:
@@ -410,7 +430,7 @@ def status_counts(planned: PlannedSheet, outcomes: dict[int, Outcome] | None) ->
         if planned.line_outcome(int(line)) is None:
             counts[final_outcome(planned, outcomes or {}, int(line)).status.value] += 1
     if outcomes is None:
-        sent = (planned.plan.line_mutation >= 0) & (planned.plan.duplicate_of < 0)
+        sent = planned.plan.sent_mask
         counts[Status.NOT_RUN.value] += int(sent.sum())
     else:
         counts.update(outcome.status.value for outcome in outcomes.values())

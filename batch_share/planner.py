@@ -135,8 +135,7 @@ def removal_count(lines: Lines, plan: Plan) -> int:
     Counts REMOVE lines that are sent, once each: a duplicate rides on its first line and
     removes nothing more. LEAVE gives up the caller's own access and does not count.
     """
-    sent = (plan.line_mutation >= 0) & (plan.duplicate_of < 0)
-    return int(np.count_nonzero(sent & (lines.action == _REMOVE)))
+    return int(np.count_nonzero(plan.sent_mask & (lines.action == _REMOVE)))
 
 
 def expand(plan: Plan) -> list[IntentKey]:
