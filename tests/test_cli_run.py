@@ -607,3 +607,64 @@ def test_ctrl_c_finishes_in_flight_requests_and_writes_a_complete_report(
     for i in devices:
         email = f"user{i}@example.com"
         assert emulator.state.access(device_id(i)) == ({email: False} if email in succeeded else {})
+
+
+# --- found in review ----------------------------------------------------------------------------
+
+
+def test_dry_run_of_a_mass_removal_plans_it_and_warns_instead_of_refusing(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    rows = [[device_id(i), "", f"user{i}@example.com", "remove", "", "", ""] for i in range(1, 6)]
+    sheet = write_sheet(tmp_path / "sheet.csv", rows)
+    report = tmp_path / "dry.csv"
+
+    result = invoke("run", sheet, "--dry-run", "--quiet", "--report", report)
+
+    assert result.exit_code == 0, result.output
+    assert "a real run would be refused" in result.output
+    assert "would remove user1@example.com" in result.output
+    assert {line["code"] for line in read_report(report)} == {"planned"}
+    assert emulator.state.counters.requests == 0
+
+
+def test_a_replayed_invalid_boolean_stays_invalid(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    rows = [[device_id(1), "", "ann@example.com", "add", "maybe", "", "T-1"]]
+    first = tmp_path / "first.csv"
+    invoke("run", write_sheet(tmp_path / "sheet.csv", rows), "--report", first)
+    assert [line["scripting"] for line in read_report(first)] == ["maybe"]
+
+    result = invoke("run", first, "--only", "invalid", "--report", tmp_path / "second.csv")
+
+    assert result.exit_code == 4, result.output  # nothing valid left to send
+    assert [line["code"] for line in read_report(tmp_path / "second.csv")] == ["invalid-boolean"]
+    assert emulator.state.access(device_id(1)) == {}
+
+
+def test_an_unusable_state_directory_is_a_usage_error(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("", encoding="utf-8")
+    sheet = write_sheet(tmp_path / "sheet.csv", HAPPY_ROWS)
+
+    result = invoke("run", sheet, "--state-dir", not_a_directory, "--report", tmp_path / "r.csv")
+
+    assert result.exit_code == 2
+    assert f"cannot use the state directory {not_a_directory}" in result.output
+    assert "Traceback" not in result.output
+    assert emulator.state.counters.requests == 0
+
+
+def test_plan_accepts_the_flags_a_script_also_passes_to_run(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path / "sheet.csv", HAPPY_ROWS)
+    flags = ["--api-url", emulator.url, "--concurrency", "2", "--rate", "5", "--retries", "1"]
+
+    result = invoke("plan", sheet, *flags, "--dry-run", "--profile", "prod")
+
+    assert result.exit_code == 0, result.output
+    assert emulator.state.counters.requests == 0
