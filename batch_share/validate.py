@@ -113,14 +113,31 @@ _HEADER_KEYS: dict[str, str] = {
 
 
 def map_columns(header: Sequence[str]) -> tuple[dict[str, int], list[Problem]]:
-    """Find each canonical column in the header. When two columns mean the same thing the
-    first wins and the other is carried through as an extra column."""
+    """Find each canonical column in the header.
+
+    Two columns that mean the same thing (`E-Mail` and `Email`) are refused rather than one
+    of them being picked: the other's addresses would silently never be shared.
+    """
     column_map: dict[str, int] = {}
+    ambiguous: list[Problem] = []
     for index, name in enumerate(header):
         canonical = _HEADER_KEYS.get(_header_key(name))
-        if canonical is not None and canonical not in column_map:
+        if canonical is None:
+            continue
+        if canonical in column_map:
+            first = header[column_map[canonical]]
+            ambiguous.append(
+                Problem(
+                    0,
+                    canonical,
+                    "ambiguous-column",
+                    f"columns '{first}' and '{name}' both mean {canonical}; "
+                    "rename or remove one of them",
+                )
+            )
+        else:
             column_map[canonical] = index
-    problems = [
+    problems = ambiguous + [
         Problem(
             0,
             name,

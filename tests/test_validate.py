@@ -90,12 +90,20 @@ def test_header_aliases_match_ignoring_case_space_and_punctuation(
     assert column_map == {canonical: 1}
 
 
-def test_unknown_headers_are_extra_columns_and_the_first_of_two_synonyms_wins() -> None:
-    header = ["Ticket", "Device", "Email", "Requested by", "device_id", ""]
-    result = check([["T-1", DEVICE, "ann@example.com", "bob", "ignored", "x"]], header)
+def test_unknown_headers_are_extra_columns() -> None:
+    header = ["Ticket", "Device", "Email", "Requested by", ""]
+    result = check([["T-1", DEVICE, "ann@example.com", "bob", "x"]], header)
     assert result.column_map == {"device_id": 1, "email": 2}
-    assert result.extra_columns == (0, 3, 4, 5)
+    assert result.extra_columns == (0, 3, 4)
     assert result.lines.intent(0).device_id == DEVICE
+
+
+def test_two_columns_meaning_the_same_thing_are_refused_naming_both() -> None:
+    sheet = Sheet.from_rows(
+        ["Device", "E-Mail", "Email"], [[DEVICE, "ann@example.com", "bob@example.com"]]
+    )
+    with pytest.raises(SheetError, match="columns 'E-Mail' and 'Email' both mean email"):
+        validate(sheet)
 
 
 def test_missing_required_columns_are_problems_from_map_columns() -> None:
