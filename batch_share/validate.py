@@ -770,7 +770,11 @@ def validate(sheet: Sheet) -> Validated:
         service=checks.service.values(rows, -1)[line_row],
         service_ids=checks.service_ids,
         action=row_action[line_row],
-        scripting=checks.scripting.values(rows, 0)[line_row].astype(np.bool_),
+        # Scripting is a permission that only ADD grants: a REMOVE or LEAVE sends false
+        # whatever the cell says, so two removals differing only there ask the same thing.
+        scripting=(checks.scripting.values(rows, 0) * (row_action == _ADD))[line_row].astype(
+            np.bool_
+        ),
         notify=checks.notify.values(rows, 1)[line_row].astype(np.bool_),
         valid=~row_bad[line_row] & ~cells.bad[line_email],
         problems=line_problems,

@@ -39,7 +39,7 @@ from batch_share.models import (
     Status,
     mutation_keys,
 )
-from batch_share.pace import INCREASE_STEPS
+from batch_share.pace import DECREASE_FACTOR, INCREASE_STEPS
 
 # Retry waits small enough that fault tests take milliseconds.
 FAST = ExecConfig(rate=1000.0, backoff_initial=0.005, backoff_max=0.02, retries=10)
@@ -220,12 +220,15 @@ def test_retry_waits_use_full_jitter_and_honour_retry_after() -> None:
 def test_the_pace_drops_on_429s_and_climbs_back_to_the_ceiling() -> None:
     events: list[ProgressEvent] = []
     sender = FakeSender(errors=[RateLimitedError("slow down", retry_after=0.1) for _ in range(3)])
-    mutations = [share(f"m{i}", i, ["a@example.com"]) for i in range(1, 31)]
+    mutations = [share(f"m{i}", i, ["a@example.com"]) for i in range(1, 301)]
     config = ExecConfig(concurrency=1, per_request=1, rate=100.0)
     result = run_fake(mutations, sender, config, on_progress=events.append)
-    assert statuses(result) == {Status.SUCCEEDED: 30}
-    # Three halvings, then the success that ends the request adds its step back.
-    assert min(e.rate for e in events) == pytest.approx(100.0 / 8 + 100.0 / INCREASE_STEPS)
+    assert statuses(result) == {Status.SUCCEEDED: 300}
+    # Nothing had succeeded to measure, so three decreases by the factor, each 429 marking
+    # the level; then the success that ends the request adds a step of the last level.
+    level = 100.0 * DECREASE_FACTOR**2
+    lowest = level * DECREASE_FACTOR + level / INCREASE_STEPS
+    assert min(e.rate for e in events) == pytest.approx(lowest)
     assert events[-1].rate == pytest.approx(100.0)
 
 

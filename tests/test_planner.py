@@ -665,3 +665,21 @@ def test_a_line_asking_one_thing_is_one_intent(devices: list[str], action: Actio
     plan = plan_of(lines)
     assert len(plan.mutations) == len(set(devices))
     assert sorted(m.device_ids[0] for m in plan.mutations) == sorted(set(devices))
+
+
+def test_removals_differing_only_in_scripting_are_one_request_not_a_conflict() -> None:
+    from batch_share.models import Sheet
+    from batch_share.validate import validate
+
+    device = "80:00:00:00:01:00:00:01"
+    sheet = Sheet.from_rows(
+        ["device_id", "email", "action", "scripting"],
+        [[device, "d@example.com", "remove", ""], [device, "d@example.com", "remove", "x"]],
+    )
+    lines = validate(sheet).lines
+
+    plan = plan_lines(lines, row_numbers=sheet.row_numbers)
+
+    assert plan.problems == {}
+    assert list(plan.duplicate_of) == [-1, 0]
+    assert len(plan.mutations) == 1

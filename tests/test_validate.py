@@ -611,10 +611,13 @@ def test_valid_lines_read_back_as_intents() -> None:
     result = check(
         [row(service=SERVICE, email="ann@example.com", action="revoke", scripting="y", notify="n")]
     )
+    # Scripting is granted only by ADD: a removal applies (and reports) false.
     assert result.lines.intent(0) == Intent(
-        DEVICE, SERVICE, "ann@example.com", Action.REMOVE, scripting=True, notify=False
+        DEVICE, SERVICE, "ann@example.com", Action.REMOVE, scripting=False, notify=False
     )
     assert ACTIONS[int(result.lines.action[0])] is Action.REMOVE
+    added = check([row(email="ann@example.com", action="add", scripting="y")])
+    assert added.lines.intent(0).scripting is True
 
 
 def test_an_empty_sheet_has_no_lines_and_no_problems() -> None:
