@@ -122,6 +122,11 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
+    def forget(self, intents: Iterable[str]) -> None:
+        """Withdraw confirmations that read-back verification found without effect, so a
+        later `--resume` sends them again instead of trusting the API's `true`."""
+        self._db.executemany("DELETE FROM confirmed WHERE intent = ?", ((i,) for i in intents))
+
     def confirmed_since(self, intents: Iterable[str], since: float) -> dict[str, str]:
         """Which of `intents` were confirmed at or after `since`, and by which run."""
         found: dict[str, str] = {}

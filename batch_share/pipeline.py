@@ -268,7 +268,12 @@ def run_plan(
             if options.verify and result.aborted is None:
                 devices = {sent[line].device_id for line in sent}
                 access = await read_access(client, devices)
-                outcomes.update(not_applied(sent, outcomes, access))
+                missing = not_applied(sent, outcomes, access)
+                outcomes.update(missing)
+                if journal is not None:
+                    journal.forget(
+                        intent_key(api_url, credentials.key_id, sent[line]) for line in missing
+                    )
             return result, outcomes
 
     exec_result, outcomes = asyncio.run(go())

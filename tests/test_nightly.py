@@ -312,6 +312,23 @@ def test_verify_fails_the_lines_the_server_silently_dropped(
     }
 
 
+def test_resume_resends_what_verify_found_missing(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    emulator.state.faults.silent_drop_devices = {device_id(3)}
+    sheet = write_sheet(tmp_path / "sheet.csv", VERIFY_ROWS)
+    invoke("run", sheet, "--verify", "--report", tmp_path / "first.csv")
+    emulator.state.faults.silent_drop_devices = set()
+
+    result = invoke("run", sheet, "--resume", "--report", tmp_path / "second.csv")
+
+    assert result.exit_code == 0, result.output
+    messages = {line["email"]: line["message"] for line in read_report(tmp_path / "second.csv")}
+    assert messages["ann@example.com"].startswith("confirmed by earlier run ")
+    assert messages["bob@example.com"] == ""  # resent, not trusted
+    assert emulator.state.access(device_id(3)).keys() == {"bob@example.com", "carol@example.com"}
+
+
 def test_verify_keeps_applied_lines_succeeded(
     invoke: Invoke, emulator: ServerHandle, tmp_path: Path
 ) -> None:
