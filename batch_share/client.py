@@ -84,6 +84,9 @@ class FieldResult:
 
     ok: bool
     message: str = ""  # the server's own error message when not ok
+    # True when the server named this field in an error of its own: the refusal is about
+    # this field, not a neighbour that voided the whole answer.
+    own_error: bool = False
 
 
 def check_api_url(url: str) -> None:
@@ -340,8 +343,9 @@ def field_results(response: GraphQLResponse, count: int) -> list[FieldResult]:
         if data is not None and data.get(alias) is True:
             results.append(FieldResult(ok=True))
         else:
+            own = by_alias.get(alias)
             results.append(
-                FieldResult(ok=False, message="; ".join(by_alias.get(alias, [fallback])))
+                FieldResult(ok=False, message="; ".join(own or [fallback]), own_error=bool(own))
             )
     return results
 

@@ -21,11 +21,12 @@ entries, then emails) and the halves are resent until every refused part is a si
 server accepts succeed. Parts keep the parent's `id`, so every report line of one planned
 mutation names the same mutation.
 
-A field that comes back refused from a request where *nothing* succeeded is first resent on
-its own before it is split or failed: a spec-strict GraphQL server answers an error in one
-`Boolean!` field by voiding the whole `data`, so there every neighbour of the guilty field
-looks refused too. Only a request where some field succeeded, or one that carried the field
-alone, speaks for that field. Suspect fields (those and the halves of a refused field) are
+A field that comes back refused, without an error of its own, from a request where
+*nothing* succeeded is first resent on its own before it is split or failed: a spec-strict
+GraphQL server answers an error in one `Boolean!` field by voiding the whole `data`, so
+there every neighbour of the guilty field looks refused too. A field the server named in
+its own error, or one from a request where some field succeeded or that it carried alone,
+speaks for itself. Suspect fields (those and the halves of a refused field) are
 always sent alone, so they cannot void healthy work packed beside them.
 
 Confirmed fields are final: they are reported through `on_confirmed` at once and never
@@ -477,7 +478,7 @@ class _Run:
         for sent, answer in zip(batch, answers, strict=True):
             if answer.ok:
                 self._confirm(sent)
-            elif voidable:
+            elif voidable and not answer.own_error:
                 sent.alone = True
                 resend.append(sent)
             elif (parts := split_in_two(sent.mutation)) is not None:

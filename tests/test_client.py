@@ -194,6 +194,7 @@ def test_a_nulled_field_carries_its_own_errors_and_the_others_stay_ok() -> None:
         FieldResult(
             ok=False,
             message="user a@unregistered.example has no remote.it account; device 80:00 not found",
+            own_error=True,
         ),
         FieldResult(ok=True),
     ]
@@ -205,8 +206,10 @@ def test_null_data_from_a_failed_non_null_field_confirms_nothing() -> None:
 
     results = field_results(response, 3)
 
-    assert results[1] == FieldResult(ok=False, message="internal error")
+    assert results[1] == FieldResult(ok=False, message="internal error", own_error=True)
     assert [r.ok for r in results] == [False, False, False]
+    assert not results[0].own_error
+    assert not results[2].own_error
     assert "not confirmed" in results[0].message
     assert "not confirmed" in results[2].message
 
@@ -311,8 +314,13 @@ def test_many_mutations_travel_in_one_request_and_fail_one_by_one(
         FieldResult(
             ok=False,
             message=f"could not update sharing for device {device_id(2)}: internal error",
+            own_error=True,
         ),
-        FieldResult(ok=False, message="user c@unregistered.example has no remote.it account"),
+        FieldResult(
+            ok=False,
+            message="user c@unregistered.example has no remote.it account",
+            own_error=True,
+        ),
         FieldResult(ok=True),
     ]
     assert emulator.state.counters.requests == 1

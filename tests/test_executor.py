@@ -461,6 +461,20 @@ def test_a_failing_device_fails_only_its_own_keys(emulator: ServerHandle) -> Non
         assert set(emulator.state.access(device_id(device))) == set(emails)
 
 
+def test_fields_refused_in_their_own_words_are_not_resent_one_by_one(
+    emulator: ServerHandle,
+) -> None:
+    # Every field of the request fails, but each error names its own alias: nothing was
+    # voided by a neighbour, so there is nothing to learn from resending them alone.
+    mutations = [share(f"m{n}", n, [f"user{n}@unregistered.example"]) for n in range(1, 6)]
+
+    result = run_http(emulator, mutations)
+
+    assert statuses(result) == {Status.FAILED: 5}
+    assert result.requests == 1
+    assert emulator.state.counters.requests == 1
+
+
 def test_an_unregistered_email_fails_alone_with_the_servers_message(
     emulator: ServerHandle,
 ) -> None:
