@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Sequence
+import subprocess
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # The report's columns as SPEC.md lists them, kept here as the contract the product is
@@ -23,6 +25,7 @@ SPEC_REPORT_COLUMNS = [
     "attempts",
     "mutation",
 ]
+WAIT_LIMIT = 30.0  # seconds a subprocess may take to get going before the test gives up
 SHEET_HEADER = ["device_id", "service_id", "email", "action", "scripting", "notify", "ticket"]
 
 
@@ -55,3 +58,14 @@ class FakeTime:
         self.sleeps.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Poll `condition` while the run is alive; a run that ends or stalls fails the test."""
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(f"the run ended or stalled (exit {process.returncode}): {stderr}")
+        time.sleep(0.01)

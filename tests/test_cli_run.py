@@ -14,20 +14,24 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SHEET_HEADER, SPEC_REPORT_COLUMNS, read_report, write_sheet
+from helpers import (
+    SHEET_HEADER,
+    SPEC_REPORT_COLUMNS,
+    WAIT_LIMIT,
+    read_report,
+    wait_until,
+    write_sheet,
+)
 from openpyxl import load_workbook
 from typer.testing import CliRunner, Result
 
 from batch_share.cli import app
 from batch_share.emulator import ServerHandle, device_id, service_id
-
-WAIT_LIMIT = 30.0  # seconds a subprocess may take to get going before the test gives up
 
 Invoke = Callable[..., Result]
 Cells = Sequence[str]
@@ -564,17 +568,6 @@ def test_concurrency_caps_requests_in_flight(
     counters = emulator.state.counters
     assert counters.requests == 20
     assert counters.peak_concurrency == 2
-
-
-def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
-    """Poll `condition` while the run is alive; a run that ends or stalls fails the test."""
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not condition():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            _, stderr = process.communicate()
-            raise AssertionError(f"the run ended or stalled (exit {process.returncode}): {stderr}")
-        time.sleep(0.01)
 
 
 def test_ctrl_c_finishes_in_flight_requests_and_writes_a_complete_report(

@@ -19,14 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import read_report, write_sheet
+from helpers import WAIT_LIMIT, read_report, wait_until, write_sheet
 from typer.testing import CliRunner, Result
 
 from batch_share.cli import app
 from batch_share.emulator import ServerHandle, device_id, service_id
 from batch_share.journal import DB_NAME, LOCK_NAME, run_lock
 
-WAIT_LIMIT = 30.0  # seconds a subprocess may take to get going before the test gives up
 DEVICES = range(1, 11)
 
 Invoke = Callable[..., Result]
@@ -75,17 +74,6 @@ def start_run(
     return subprocess.Popen(
         [*command, *options], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
-    """Poll `condition` while the run is alive; a run that ends or stalls fails the test."""
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not condition():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            _, stderr = process.communicate()
-            raise AssertionError(f"the run ended or stalled (exit {process.returncode}): {stderr}")
-        time.sleep(0.01)
 
 
 def journal_query(state_dir: Path, sql: str) -> list[tuple[object, ...]]:
