@@ -6,22 +6,23 @@ for httpx, and nothing pays for the emulator's server stack unless it is started
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import secrets
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 
-from batch_share.errors import BatchShareError, ReportError, exit_code_for
+from batch_share.errors import BatchShareError, MassRemovalError, ReportError, exit_code_for
 from batch_share.models import ExitCode, Problem, Status
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Console:
         self.json_log = log_format == "json"
         self.run_id = run_id
 
-    def route_library_logs(self) -> None:
+    def route_library_logs(self, context: typer.Context) -> None:
         """Send the library's warnings (a world-readable credentials file, a taken-over lock,
         a halved batch size) through this console, so `--log-format json` covers them too."""
         library = logging.getLogger("batch_share")
@@ -127,11 +128,9 @@ class Console:
         def restore() -> None:
             library.handlers[:], library.level, library.propagate = saved
 
-        # The command's click context closes on every exit path, exceptions included, so
-        # an in-process caller (a test, a library user) gets the logger back as it was.
-        context = click.get_current_context(silent=True)
-        if context is not None:
-            context.call_on_close(restore)
+        # The command's context closes on every exit path, exceptions included, so an
+        # in-process caller (a test, a library user) gets the logger back as it was.
+        context.call_on_close(restore)
 
     def progress(self, text: str, fields: Mapping[str, Any]) -> None:
         if self.json_log:
@@ -192,6 +191,11 @@ class _ConsoleHandler(logging.Handler):
             self.console.warning(record.getMessage())
         else:
             self.console.info(record.getMessage())
+
+
+def _interrupted(console: Console) -> typer.Exit:
+    console.error("interrupted")
+    return typer.Exit(int(ExitCode.INTERRUPTED))
 
 
 def _fail(console: Console, error: BatchShareError) -> typer.Exit:
@@ -285,6 +289,7 @@ _IGNORED = {"hidden": True, "help": "Accepted for symmetry with `run`; no effect
 
 @app.command()
 def plan(
+    context: typer.Context,
     sheet: SheetArg,
     sheet_name: SheetNameOpt = None,
     report: ReportOpt = None,
@@ -311,8 +316,9 @@ def plan(
     """Read, validate and group a sheet; print the plan. No network, no credentials."""
     from batch_share.pipeline import Guard, status_counts
 
+    started = time.time()
     console = Console(as_json=as_json, quiet=quiet, verbose=verbose)
-    console.route_library_logs()
+    console.route_library_logs(context)
     try:
         if report is not None:
             from batch_share.report import check_report_path
@@ -321,6 +327,8 @@ def plan(
         planned = _load_planned(sheet, sheet_name, only, cross_device=cross_device)
     except BatchShareError as error:
         raise _fail(console, error) from None
+    except KeyboardInterrupt:
+        raise _interrupted(console) from None
     per_request = per_request or _default_per_request()
     summary = _plan_summary(planned, per_request)
     _print_plan(console, planned, summary)
@@ -329,11 +337,11 @@ def plan(
         for variables in mutations:
             typer.echo(json.dumps(variables))
     if report is not None:
-        _write_plan_report(console, report, planned, summary, started=time.time())
+        _write_plan_report(console, report, planned, summary, started=started)
     counts = status_counts(planned, None)
     problems = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
     guard = Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows)
-    empty = planned.sheet.row_count == 0 or planned.sendable_lines == 0
+    empty = _nothing_to_send(planned)
     refusal = _guard_refusal(console, planned, guard, only_a_warning=not empty)
     if empty:
         code = ExitCode.SAFETY_GUARD
@@ -431,6 +439,7 @@ def _progress_printer(
 
 @app.command()
 def run(
+    context: typer.Context,
     sheet: SheetArg,
     report: ReportOpt = None,
     sheet_name: SheetNameOpt = None,
@@ -491,7 +500,7 @@ def run(
     console = Console(
         as_json=as_json, quiet=quiet, verbose=verbose, log_format=log_format, run_id=run_id
     )
-    console.route_library_logs()
+    console.route_library_logs(context)
     started = time.time()
     report = report or default_report_path(sheet, datetime.now(UTC))
     per_request = per_request or _default_per_request()
@@ -508,19 +517,17 @@ def run(
         planned = _load_planned(sheet, sheet_name, only, cross_device=cross_device)
     except BatchShareError as error:
         raise _fail(console, error) from None
+    except KeyboardInterrupt:
+        raise _interrupted(console) from None
     summary: dict[str, Any] = {"run_id": run_id, **_plan_summary(planned, per_request)}
     _print_plan(console, planned, summary)
     # From here `http_requests` counts what was really sent; the plan's estimate stays too.
     summary["planned_http_requests"] = summary["http_requests"]
     summary["http_requests"] = 0
     guard = Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows)
-    refusal = _guard_refusal(console, planned, guard, only_a_warning=credentials is None)
-    if credentials is None:
-        if refusal is not None:
-            console.warning(f"a real run would be refused: {refusal}")
-        code = _write_plan_report(console, report, planned, summary, started=started)
-        _finish(console, command, planned, None, summary, report, code, started)
-    if refusal is not None:
+    dry_run_only_warns = credentials is None and not _nothing_to_send(planned)
+    refusal = _guard_refusal(console, planned, guard, only_a_warning=dry_run_only_warns)
+    if refusal is not None and not dry_run_only_warns:
         outcome = Outcome(Status.NOT_RUN, "guard-refused", str(refusal))
         refused = pending_outcomes(planned, outcome)
         try:
@@ -529,6 +536,11 @@ def run(
             console.error(str(report_error))
         result = RunResult(None, refused)
         _finish(console, command, planned, result, summary, report, ExitCode.SAFETY_GUARD, started)
+    if credentials is None:
+        if refusal is not None:
+            console.warning("a real run would be refused (see above)")
+        code = _write_plan_report(console, report, planned, summary, started=started)
+        _finish(console, command, planned, None, summary, report, code, started)
 
     from batch_share.executor import ExecConfig
     from batch_share.journal import Journal, default_state_dir, run_lock
@@ -554,7 +566,16 @@ def run(
             )
     except BatchShareError as error:
         raise _fail(console, error) from None
+    except KeyboardInterrupt:
+        # Only possible outside the sending phase (which turns signals into a clean stop);
+        # the report has been written by then.
+        raise _interrupted(console) from None
     _finish(console, command, planned, result, summary, report, _run_exit(planned, result), started)
+
+
+def _nothing_to_send(planned: PlannedSheet) -> bool:
+    """No data rows, or none valid: refused (exit 4) by `run`, dry or not, and by `plan`."""
+    return planned.sheet.row_count == 0 or planned.sendable_lines == 0
 
 
 def _guard_refusal(
@@ -566,10 +587,13 @@ def _guard_refusal(
     say = console.warning if only_a_warning else console.error
     try:
         check_guard(planned, guard)
-    except BatchShareError as refusal:
+    except MassRemovalError as refusal:
         say(str(refusal))
         for line in removal_preview(planned):
             say(f"  would {line}")
+        return refusal
+    except BatchShareError as refusal:
+        say(str(refusal))
         return refusal
     return None
 
@@ -605,8 +629,7 @@ def _execute(
     started: float,
 ) -> RunResult:
     """Send, and write the report whatever happens: success, abort, or an exception."""
-    from batch_share.models import Outcome
-    from batch_share.pipeline import RunResult, pending_outcomes, run_plan
+    from batch_share.pipeline import RunResult, run_plan
 
     on_progress, close_progress = _progress_printer(console)
     result = RunResult(None)
@@ -620,21 +643,8 @@ def _execute(
         )
     finally:
         close_progress()
-        signal.signal(signal.SIGINT, _still_writing(console))
-        signal.signal(signal.SIGTERM, _still_writing(console))
-        if result.exec_result is not None:
-            summary.update(
-                http_requests=result.exec_result.requests,
-                retries=result.exec_result.retries,
-                rate_limited=result.exec_result.rate_limited,
-                resumed=result.resumed,
-                not_applied=result.not_applied,
-            )
-            outcomes = result.outcomes
-        else:
-            failed = Outcome(Status.NOT_RUN, "not-sent", "the run stopped before sending this")
-            outcomes = pending_outcomes(planned, failed)
-        _write_report(report, planned, outcomes, summary, started=started, api_url=api_url)
+        with _patient_signals(console):
+            _report_run(planned, result, summary, report, started=started, api_url=api_url)
     if result.aborted == "auth-refused":
         console.error("the API refused the credentials; stopped sending (see the report)")
     if result.aborted == "interrupted":
@@ -642,13 +652,53 @@ def _execute(
     return result
 
 
-def _still_writing(console: Console) -> Callable[[int, object], None]:
-    """After sending, a second Ctrl-C must not cost the report: say so and carry on."""
+def _report_run(
+    planned: PlannedSheet,
+    result: RunResult,
+    summary: dict[str, Any],
+    report: Path,
+    *,
+    started: float,
+    api_url: str,
+) -> None:
+    from batch_share.models import Outcome
+    from batch_share.pipeline import pending_outcomes
 
-    def handler(_signum: int, _frame: object) -> None:
+    if result.exec_result is not None:
+        summary.update(
+            http_requests=result.exec_result.requests,
+            retries=result.exec_result.retries,
+            rate_limited=result.exec_result.rate_limited,
+            resumed=result.resumed,
+            not_applied=result.not_applied,
+        )
+        outcomes = result.outcomes
+    else:
+        failed = Outcome(Status.NOT_RUN, "not-sent", "the run stopped before sending this")
+        outcomes = pending_outcomes(planned, failed)
+    _write_report(report, planned, outcomes, summary, started=started, api_url=api_url)
+
+
+@contextlib.contextmanager
+def _patient_signals(console: Console) -> Iterator[None]:
+    """After sending, a second Ctrl-C must not cost the report: say so and carry on; the
+    previous handlers come back afterwards, so an in-process caller keeps its own."""
+
+    def still_writing(_signum: int, _frame: object) -> None:
         console.error("still writing the report; it will be done in a moment")
 
-    return handler
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = [signal.getsignal(signum) for signum in signals]
+    for signum in signals:
+        signal.signal(signum, still_writing)
+    try:
+        yield
+    finally:
+        for signum, handler in zip(signals, previous, strict=True):
+            signal.signal(signum, handler)
 
 
 def _run_exit(planned: PlannedSheet, result: RunResult) -> ExitCode:

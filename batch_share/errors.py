@@ -10,6 +10,7 @@ that stop a whole command.
     │   ├── CredentialsError       no usable key; names where it looked, never the secret
     │   └── InsecureURLError       plain http:// to a host that is not loopback
     ├── SafetyGuardError           exit 4: the run was refused before sending anything
+    │   ├── MassRemovalError       more removals than the brake allows
     │   └── LockHeldError          another run holds the state directory
     ├── ReportError                exit 1: the report could not be written (disk, permissions)
     ├── ApiError                   one HTTP exchange with the API went wrong
@@ -53,6 +54,10 @@ class InsecureURLError(UsageError):
 
 class SafetyGuardError(BatchShareError):
     exit_code = ExitCode.SAFETY_GUARD
+
+
+class MassRemovalError(SafetyGuardError):
+    pass
 
 
 class LockHeldError(SafetyGuardError):

@@ -10,6 +10,7 @@ The CLI is a thin skin over these functions; a Python caller gets the same behav
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from batch_share.errors import SafetyGuardError
+from batch_share.errors import ApiError, MassRemovalError, SafetyGuardError
 from batch_share.executor import ExecConfig, ExecResult, ProgressEvent, execute
 from batch_share.journal import Journal, intent_key
 from batch_share.loader import load_sheet
@@ -43,6 +44,8 @@ from batch_share.verify import not_applied, read_access
 
 if TYPE_CHECKING:
     from batch_share.auth import Credentials  # auth imports httpx, which `plan` never needs
+
+logger = logging.getLogger("batch_share")
 
 PLANNED = Outcome(Status.NOT_RUN, "planned", "planned; nothing sent")
 
@@ -158,7 +161,7 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
     too_many = removals > guard.max_removals
     too_large_a_share = sendable and removals / sendable > guard.max_removal_fraction
     if too_many or too_large_a_share:
-        raise SafetyGuardError(
+        raise MassRemovalError(
             f"refusing to remove {removals} shares ({removals / max(sendable, 1):.0%} of the "
             f"{sendable} lines to send; limits: --max-removals {guard.max_removals}, "
             f"--max-removal-fraction {guard.max_removal_fraction}); "
@@ -175,11 +178,9 @@ def pending_outcomes(planned: PlannedSheet, outcome: Outcome) -> dict[int, Outco
 
 def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
     """Human lines for the first `limit` removals, for the guard's refusal message."""
-    if limit <= 0:
-        return []
     remove = ACTIONS.index(Action.REMOVE)
     preview: list[str] = []
-    removing = (planned.lines.action == remove) & (planned.plan.line_mutation >= 0)
+    removing = (planned.lines.action == remove) & planned.plan.sent_mask
     for line in map(int, np.flatnonzero(removing)):
         intent = planned.lines.intent(line)
         target = intent.device_id + (f" service {intent.service_id}" if intent.service_id else "")
@@ -265,9 +266,15 @@ def run_plan(
                 on_confirmed=confirmed,
             )
             outcomes = {**line_outcomes(planned, result), **earlier}
-            if options.verify and result.aborted is None:
+            if options.verify and result.aborted is None and not stop.is_set():
                 devices = {sent[line].device_id for line in sent}
-                access = await read_access(client, devices)
+                try:
+                    access = await read_access(client, devices)
+                except ApiError as error:
+                    # The shares were sent and confirmed; a failed read-back must not turn
+                    # that into "not sent". The lines stand as the API confirmed them.
+                    logger.warning("--verify could not read the devices back: %s", error)
+                    return result, outcomes
                 missing = not_applied(sent, outcomes, access)
                 outcomes.update(missing)
                 if journal is not None:

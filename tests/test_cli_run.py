@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -660,4 +661,32 @@ def test_plan_accepts_the_flags_a_script_also_passes_to_run(
     result = invoke("plan", sheet, *flags, "--dry-run", "--profile", "prod")
 
     assert result.exit_code == 0, result.output
+    assert emulator.state.counters.requests == 0
+
+
+def test_an_in_process_run_leaves_logging_and_signal_handlers_as_it_found_them(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    library = logging.getLogger("batch_share")
+    before = (list(library.handlers), library.level, library.propagate)
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+
+    result = invoke(
+        "run", write_sheet(tmp_path / "s.csv", HAPPY_ROWS), "--report", tmp_path / "r.csv"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (list(library.handlers), library.level, library.propagate) == before
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
+def test_a_dry_run_of_a_sheet_with_nothing_valid_is_refused_like_plan(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path / "s.csv", [["12:34:56", "", "zed@example.com", "add"]])
+
+    dry = invoke("run", sheet, "--dry-run", "--report", tmp_path / "r.csv")
+    planned = invoke("plan", sheet)
+
+    assert dry.exit_code == planned.exit_code == 4
     assert emulator.state.counters.requests == 0
