@@ -332,7 +332,11 @@ def plan(
     per_request = per_request or _default_per_request()
     summary = _plan_summary(planned, per_request)
     _print_plan(console, planned, summary)
-    mutations = [{"mutation": m.id, **m.variables()} for m in planned.plan.mutations]
+    mutations = (
+        [{"mutation": m.id, **m.variables()} for m in planned.plan.mutations]
+        if show_mutations
+        else []
+    )
     if show_mutations and not as_json:
         for variables in mutations:
             typer.echo(json.dumps(variables))
