@@ -171,9 +171,7 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
 
 def pending_outcomes(planned: PlannedSheet, outcome: Outcome) -> dict[int, Outcome]:
     """The same outcome for every line that would have been sent (a refused or failed run)."""
-    plan = planned.plan
-    sent = np.flatnonzero(plan.sent_mask)
-    return dict.fromkeys(map(int, sent), outcome)
+    return dict.fromkeys(map(int, np.flatnonzero(planned.plan.sent_mask)), outcome)
 
 
 def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
@@ -290,9 +288,8 @@ def run_plan(
 
 def _sent_intents(planned: PlannedSheet) -> dict[int, Intent]:
     """The lines that go out themselves (not duplicates), as intents, by line index."""
-    plan = planned.plan
-    sent = np.flatnonzero(plan.sent_mask)
-    return {int(line): planned.lines.intent(int(line)) for line in sent}
+    sent = map(int, np.flatnonzero(planned.plan.sent_mask))
+    return {line: planned.lines.intent(line) for line in sent}
 
 
 def _confirmed_earlier(
@@ -338,18 +335,12 @@ def _key_intent_digest(api_url: str, key_id: str, mutation: Mutation, key: Outco
     return intent_key(api_url, key_id, intent)
 
 
-def line_outcomes(planned: PlannedSheet, exec_result: ExecResult | None) -> dict[int, Outcome]:
-    """The outcome of every sendable line, from the executor's per-key results."""
+def line_outcomes(planned: PlannedSheet, exec_result: ExecResult) -> dict[int, Outcome]:
+    """The outcome of every line sent itself, from the executor's per-key results."""
     lines, plan = planned.lines, planned.plan
     outcomes: dict[int, Outcome] = {}
-    for line in range(len(lines)):
-        index = int(plan.line_mutation[line])
-        if index < 0 or plan.duplicate_of[line] >= 0:
-            continue
-        if exec_result is None:
-            outcomes[line] = PLANNED
-            continue
-        mutation = plan.mutations[index]
+    for line in map(int, np.flatnonzero(plan.sent_mask)):
+        mutation = plan.mutations[int(plan.line_mutation[line])]
         service = int(lines.service[line])
         key = (
             mutation.id,
