@@ -21,9 +21,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from batch_share.errors import ApiError, MassRemovalError, SafetyGuardError
-from batch_share.executor import ExecConfig, ExecResult, ProgressEvent, execute
-from batch_share.journal import Journal, intent_key
-from batch_share.loader import load_sheet
 from batch_share.models import (
     ACTIONS,
     Action,
@@ -37,13 +34,16 @@ from batch_share.models import (
     Sheet,
     Status,
 )
-from batch_share.planner import combine_devices, plan_lines, removal_count
-from batch_share.rerun import is_report, select_report_lines
-from batch_share.validate import Validated, validate
-from batch_share.verify import not_applied, read_access
+from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
+from batch_share.send.executor import ExecConfig, ExecResult, ProgressEvent, execute
+from batch_share.send.journal import Journal, intent_key
+from batch_share.send.verify import not_applied, read_access
+from batch_share.sheet.loader import load_sheet
+from batch_share.sheet.rerun import is_report, select_report_lines
+from batch_share.sheet.validate import Validated, validate
 
 if TYPE_CHECKING:
-    from batch_share.auth import Credentials  # auth imports httpx, which `plan` never needs
+    from batch_share.send.auth import Credentials  # auth imports httpx, which `plan` never needs
 
 logger = logging.getLogger("batch_share")
 
@@ -230,7 +230,7 @@ def run_plan(
     With `handle_signals`, SIGINT/SIGTERM set `stop`: the executor starts nothing new, lets
     in-flight requests finish, and the caller still gets every line's outcome to report.
     """
-    from batch_share.client import ShareClient  # noqa: PLC0415 - `plan` never pays for httpx
+    from batch_share.send.client import ShareClient  # noqa: PLC0415 - `plan` never pays for httpx
 
     options = options or RunOptions()
     stop = stop or asyncio.Event()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from batch_share.auth import SignatureAuth, load_credentials
+from batch_share.send.auth import SignatureAuth, load_credentials
 
 SHARE_ONE = """\
 mutation Share($deviceId: String!, $email: [String!]!) {

@@ -44,11 +44,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from batch_share.auth import load_credentials
-from batch_share.client import ShareClient
 from batch_share.emulator.fleet import device_id
 from batch_share.errors import RateLimitedError
-from batch_share.verify import read_access
+from batch_share.send.auth import load_credentials
+from batch_share.send.client import ShareClient
+from batch_share.send.verify import read_access
 
 BENCH = Path(__file__).resolve().parent
 CLI = [sys.executable, "-m", "batch_share"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batch_share.auth import Credentials, SignatureAuth, load_credentials
 from batch_share.errors import CredentialsError
+from batch_share.send.auth import Credentials, SignatureAuth, load_credentials
 
 SECRET_BYTES = b"batch-share fixed test key bytes"
 SECRET_TEXT = base64.b64encode(SECRET_BYTES).decode("ascii")
@@ -35,7 +35,7 @@ def json_post(url: str, body: bytes = BODY) -> httpx.Request:
 
 
 def expected_signature(secret: bytes, lines: list[str]) -> str:
-    """The notes' recipe, written out independently of batch_share.auth."""
+    """The notes' recipe, written out independently of batch_share.send.auth."""
     digest = hmac.new(secret, "\n".join(lines).encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 

@@ -18,20 +18,6 @@ from typing import cast
 import pytest
 from graphql import parse
 
-from batch_share.auth import Credentials
-from batch_share.client import (
-    DEVICE_ACCESS_QUERY,
-    WHOAMI_QUERY,
-    FieldResult,
-    GraphQLErrorInfo,
-    GraphQLResponse,
-    ShareClient,
-    check_api_url,
-    field_results,
-    parse_retry_after,
-    share_document,
-    share_variables,
-)
 from batch_share.emulator import ACCOUNT_EMAIL, ServerHandle, device_id, service_id
 from batch_share.emulator.schema import document_errors
 from batch_share.errors import (
@@ -46,6 +32,20 @@ from batch_share.errors import (
     TransportError,
 )
 from batch_share.models import Action, Mutation, ServiceChange
+from batch_share.send.auth import Credentials
+from batch_share.send.client import (
+    DEVICE_ACCESS_QUERY,
+    WHOAMI_QUERY,
+    FieldResult,
+    GraphQLErrorInfo,
+    GraphQLResponse,
+    ShareClient,
+    check_api_url,
+    field_results,
+    parse_retry_after,
+    share_document,
+    share_variables,
+)
 
 # --- the URL guard -------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from graphql import parse
 
-from batch_share.auth import SIGNED_HEADERS, signature, signing_string
 from batch_share.emulator import (
     ACCOUNT_EMAIL,
     PARTNER_EMAIL,
@@ -28,6 +27,7 @@ from batch_share.emulator import (
     shared_device_id,
 )
 from batch_share.emulator.schema import DocumentCache
+from batch_share.send.auth import SIGNED_HEADERS, signature, signing_string
 
 SHARE = """
 mutation ($d: String, $ds: [String!], $e: [String!]!, $a: SharingAction!, $s: Boolean!,

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field, replace
 import pytest
 from helpers import FakeTime
 
-from batch_share.auth import Credentials
-from batch_share.client import FieldResult, ShareClient
 from batch_share.emulator import ServerHandle, device_id, service_id
 from batch_share.errors import (
     BadResponseError,
@@ -20,15 +18,6 @@ from batch_share.errors import (
     RequestRejectedError,
     ServerError,
     TransportError,
-)
-from batch_share.executor import (
-    ExecConfig,
-    ExecResult,
-    ProgressEvent,
-    ShareSender,
-    estimated_size,
-    execute,
-    split_in_two,
 )
 from batch_share.models import (
     Action,
@@ -39,7 +28,18 @@ from batch_share.models import (
     Status,
     mutation_keys,
 )
-from batch_share.pace import DECREASE_FACTOR, INCREASE_STEPS
+from batch_share.send.auth import Credentials
+from batch_share.send.client import FieldResult, ShareClient
+from batch_share.send.executor import (
+    ExecConfig,
+    ExecResult,
+    ProgressEvent,
+    ShareSender,
+    estimated_size,
+    execute,
+    split_in_two,
+)
+from batch_share.send.pace import DECREASE_FACTOR, INCREASE_STEPS
 
 # Retry waits small enough that fault tests take milliseconds.
 FAST = ExecConfig(rate=1000.0, backoff_initial=0.005, backoff_max=0.02, retries=10)

@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_share.arrowtext import fullmatch, to_arrow, to_bools, to_ints
-from batch_share.loader import load_sheet
 from batch_share.models import Column, Sheet
-from batch_share.planner import _string_ranks, _string_ranks_in_numpy, plan_lines
-from batch_share.validate import (
+from batch_share.plan.grouping import _string_ranks, _string_ranks_in_numpy, plan_lines
+from batch_share.sheet.arrowtext import fullmatch, to_arrow, to_bools, to_ints
+from batch_share.sheet.loader import load_sheet
+from batch_share.sheet.validate import (
     _CANONICAL_ID,
     _PLAIN_EMAIL,
     _check_emails,
@@ -291,9 +291,9 @@ def test_planning_a_csv_never_imports_pandas(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from batch_share.loader import load_sheet\n"
-        "from batch_share.planner import plan_lines\n"
-        "from batch_share.validate import validate\n"
+        "from batch_share.sheet.loader import load_sheet\n"
+        "from batch_share.plan.grouping import plan_lines\n"
+        "from batch_share.sheet.validate import validate\n"
         f"sheet = load_sheet(Path({str(path)!r}))\n"
         "plan = plan_lines(validate(sheet).lines, row_numbers=sheet.row_numbers)\n"
         "assert len(plan.mutations) == 1\n"

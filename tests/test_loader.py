@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_share.errors import SheetError
-from batch_share.loader import load_sheet
 from batch_share.models import Sheet
+from batch_share.sheet.loader import load_sheet
 
 HEADER = ("device_id", "email", "notify", "note")
 ROWS = (

@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 
 from batch_share.cli import app
 from batch_share.emulator import ServerHandle, device_id, service_id
-from batch_share.journal import DB_NAME, LOCK_NAME, run_lock
+from batch_share.send.journal import DB_NAME, LOCK_NAME, run_lock
 
 DEVICES = range(1, 11)
 

@@ -8,7 +8,7 @@ import math
 import pytest
 from helpers import FakeTime
 
-from batch_share.pace import DECREASE_FACTOR, INCREASE_STEPS, SCATTERED_HOLD, Pace
+from batch_share.send.pace import DECREASE_FACTOR, INCREASE_STEPS, SCATTERED_HOLD, Pace
 
 
 def make_pace(ceiling: float = 10.0, floor: float = 0.5) -> tuple[Pace, FakeTime]:

@@ -27,7 +27,7 @@ from batch_share.models import (
     ServiceChange,
     Status,
 )
-from batch_share.planner import (
+from batch_share.plan.grouping import (
     IntentKey,
     combine_devices,
     duplicate_message,
@@ -669,7 +669,7 @@ def test_a_line_asking_one_thing_is_one_intent(devices: list[str], action: Actio
 
 def test_removals_differing_only_in_scripting_are_one_request_not_a_conflict() -> None:
     from batch_share.models import Sheet
-    from batch_share.validate import validate
+    from batch_share.sheet.validate import validate
 
     device = "80:00:00:00:01:00:00:01"
     sheet = Sheet.from_rows(

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from batch_share import report_xlsx
 from batch_share.errors import UsageError
-from batch_share.report import (
+from batch_share.report import xlsx as report_xlsx
+from batch_share.report.writer import (
     REPORT_COLUMNS,
     ReportSummary,
     check_report_path,

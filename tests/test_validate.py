@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from batch_share.errors import SheetError
 from batch_share.models import ACTIONS, Action, Intent, Problem, Sheet, Status
-from batch_share.validate import (
+from batch_share.sheet.validate import (
     COLUMNS,
     Validated,
     looks_mangled,

@@ -1,6 +1,6 @@
 """Server side of request signing: refuse anything the real API would answer 401.
 
-The signing string is rebuilt with the client's own `batch_share.auth.signing_string`, so
+The signing string is rebuilt with the client's own `batch_share.send.auth.signing_string`, so
 the two sides share one recipe; what this module adds is the server's suspicion.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-from batch_share.auth import signature, signing_string
+from batch_share.send.auth import signature, signing_string
 
 MAX_CLOCK_SKEW = 300.0
 # Without these signed a captured request could be replayed to another path or host, or

@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from batch_share.arrowtext import to_ints
 from batch_share.errors import SheetError
 from batch_share.models import BoolArray, Column, IntArray, Sheet
+from batch_share.sheet.arrowtext import to_ints
 
 if TYPE_CHECKING:
     import pandas as pd

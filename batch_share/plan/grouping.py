@@ -68,7 +68,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow.compute as pc
 
-from batch_share.arrowtext import to_arrow, to_bools, to_ints
 from batch_share.models import (
     ACTIONS,
     Action,
@@ -80,6 +79,7 @@ from batch_share.models import (
     ServiceChange,
     Status,
 )
+from batch_share.sheet.arrowtext import to_arrow, to_bools, to_ints
 
 # (device, service or None, email key, action, scripting, notify): one request, comparable.
 IntentKey = tuple[str, str | None, str, Action, bool, bool]

@@ -17,7 +17,7 @@ from openpyxl.utils import get_column_letter
 
 from batch_share.errors import UsageError
 from batch_share.models import Status
-from batch_share.report import (
+from batch_share.report.writer import (
     REPORT_COLUMNS,
     Cell,
     ReportSummary,

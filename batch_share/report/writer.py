@@ -251,7 +251,7 @@ def _write_xlsx(
     summary: ReportSummary,
 ) -> None:
     # openpyxl takes a tenth of a second to import: only runs that write .xlsx pay for it.
-    from batch_share.report_xlsx import write_xlsx  # noqa: PLC0415
+    from batch_share.report.xlsx import write_xlsx  # noqa: PLC0415
 
     write_xlsx(out, header, rows, summary)
 

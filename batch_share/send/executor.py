@@ -58,11 +58,11 @@ from batch_share.errors import (
     RetryableError,
 )
 from batch_share.models import Mutation, Outcome, OutcomeKey, Status, mutation_keys
-from batch_share.pace import Pace
+from batch_share.send.pace import Pace
 
 if TYPE_CHECKING:
     # Type-only: importing the client would pull httpx into `plan`, which never sends.
-    from batch_share.client import FieldResult
+    from batch_share.send.client import FieldResult
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from types import TracebackType
 import httpx
 
 from batch_share import __version__
-from batch_share.auth import Credentials, SignatureAuth
 from batch_share.errors import (
     AuthRefusedError,
     BadResponseError,
@@ -32,6 +31,7 @@ from batch_share.errors import (
     TransportError,
 )
 from batch_share.models import Mutation
+from batch_share.send.auth import Credentials, SignatureAuth
 
 # (argument, variable prefix, GraphQL type) for every `share` argument, as in the schema.
 # Each alias i gets its own variables `$<prefix><i>`; prefixes never end in a digit, so

@@ -25,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_share.arrowtext import fullmatch, to_arrow, to_bools, to_ints
 from batch_share.errors import SheetError
 from batch_share.models import (
     ACTIONS,
@@ -38,6 +37,7 @@ from batch_share.models import (
     Sheet,
     Status,
 )
+from batch_share.sheet.arrowtext import fullmatch, to_arrow, to_bools, to_ints
 
 # Canonical order: a row's `code` is its first problem in this order.
 COLUMNS: tuple[str, ...] = ("device_id", "service_id", "email", "action", "scripting", "notify")

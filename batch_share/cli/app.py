@@ -26,10 +26,10 @@ from batch_share.errors import BatchShareError, MassRemovalError, ReportError, e
 from batch_share.models import ExitCode, Problem, Status
 
 if TYPE_CHECKING:
-    from batch_share.auth import Credentials
-    from batch_share.executor import ProgressEvent
     from batch_share.models import Outcome
     from batch_share.pipeline import Guard, PlannedSheet, RunOptions, RunResult
+    from batch_share.send.auth import Credentials
+    from batch_share.send.executor import ProgressEvent
 
 DEFAULT_API_URL = "https://api.remote.it/graphql/v1"
 PROBLEMS_SHOWN = 20
@@ -270,14 +270,14 @@ def _load_planned(
     sheet: Path, sheet_name: str | None, only: str | None, *, cross_device: bool
 ) -> PlannedSheet:
     from batch_share.pipeline import plan_sheet
-    from batch_share.rerun import parse_only
+    from batch_share.sheet.rerun import parse_only
 
     statuses = parse_only(only) if only is not None else None
     return plan_sheet(sheet, sheet_name=sheet_name, only=statuses, cross_device=cross_device)
 
 
 def _default_per_request() -> int:
-    from batch_share.executor import PER_REQUEST_DEFAULT
+    from batch_share.send.executor import PER_REQUEST_DEFAULT
 
     return PER_REQUEST_DEFAULT
 
@@ -321,7 +321,7 @@ def plan(
     console.route_library_logs(context)
     try:
         if report is not None:
-            from batch_share.report import check_report_path
+            from batch_share.report.writer import check_report_path
 
             check_report_path(report)
         planned = _load_planned(sheet, sheet_name, only, cross_device=cross_device)
@@ -375,7 +375,7 @@ def _write_report(
     api_url: str | None,
 ) -> None:
     from batch_share.pipeline import report_rows, status_counts
-    from batch_share.report import ReportSummary, sha256_file, write_report
+    from batch_share.report.writer import ReportSummary, sha256_file, write_report
 
     counts = status_counts(planned, outcomes)
     facts = [(key, "" if value is None else str(value)) for key, value in summary.items()]
@@ -498,7 +498,7 @@ def run(
     """Apply a sheet to the remote.it API and write the per-row report."""
     from batch_share.models import Outcome
     from batch_share.pipeline import Guard, RunResult, pending_outcomes
-    from batch_share.report import check_report_path, default_report_path
+    from batch_share.report.writer import check_report_path, default_report_path
 
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     console = Console(
@@ -513,8 +513,8 @@ def run(
         check_report_path(report)
         credentials = None
         if not dry_run:
-            from batch_share.auth import load_credentials
-            from batch_share.client import check_api_url
+            from batch_share.send.auth import load_credentials
+            from batch_share.send.client import check_api_url
 
             check_api_url(api_url)
             credentials = load_credentials(profile)
@@ -546,9 +546,9 @@ def run(
         code = _write_plan_report(console, report, planned, summary, started=started)
         _finish(console, command, planned, None, summary, report, code, started)
 
-    from batch_share.executor import ExecConfig
-    from batch_share.journal import Journal, default_state_dir, run_lock
     from batch_share.pipeline import RunOptions
+    from batch_share.send.executor import ExecConfig
+    from batch_share.send.journal import Journal, default_state_dir, run_lock
 
     state = state_dir or default_state_dir()
     try:

@@ -1,0 +1,1 @@
+"""The pure middle: lines -> mutations (grouping), names -> IDs, roster -> difference."""

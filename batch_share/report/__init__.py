@@ -1,0 +1,1 @@
+"""The per-row report: CSV, JSON Lines and XLSX, written atomically."""

@@ -1,0 +1,1 @@
+"""Reading a sheet losslessly and checking it: loading, columns, IDs, emails, reports as input."""
