@@ -111,7 +111,7 @@ def _device_info(item: object) -> DeviceInfo:
 
 
 async def read_access(
-    reader: GraphQLReader,
+    reader: AccessReader,
     device_ids: Iterable[str],
     *,
     concurrency: int = 4,
