@@ -46,6 +46,8 @@ query DevicesPage($from: Int, $size: Int) {
 class GraphQLReader(Protocol):
     async def execute(self, document: str, variables: Mapping[str, object]) -> GraphQLResponse: ...
 
+
+class AccessReader(Protocol):
     async def device_access(self, device_ids: Sequence[str]) -> list[dict[str, object]]: ...
 
 
