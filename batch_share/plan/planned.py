@@ -173,7 +173,8 @@ def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
         intent = planned.lines.intent(line)
         target = intent.device_id + (f" service {intent.service_id}" if intent.service_id else "")
         row = int(planned.sheet.row_numbers[int(planned.lines.row[line])])
-        preview.append(f"remove {intent.email} from {target} (row {row})")
+        where = f"row {row}" if row else NOT_IN_SHEET
+        preview.append(f"remove {intent.email} from {target} ({where})")
         if len(preview) == limit:
             break
     return preview
