@@ -188,6 +188,11 @@ class Lines:
     notify: BoolArray
     valid: BoolArray
     problems: dict[int, tuple[Status, str, str]] = field(default_factory=dict)
+    # Devices and services named rather than given by ID: the names as typed, and per line
+    # an index into them (-1: none). None when the sheet names nothing.
+    names: tuple[str, ...] = ()
+    device_name: IntArray | None = None
+    service_name: IntArray | None = None
 
     def __len__(self) -> int:
         return len(self.row)
@@ -320,6 +325,22 @@ class ProgressEvent:
     requests: int
     retries: int
     rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device as the account lists it: enough to resolve names and to tell whose it is."""
+
+    id: str
+    name: str
+    owner: str  # owner email, case-folded ("" if the API gives none)
+    services: tuple[ServiceInfo, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,10 +53,12 @@ from batch_share.plan.planned import (
     plan_summary,
     removal_preview,
     status_counts,
+    waiting_for_names,
 )
 from batch_share.report.rows import report_rows
 
 if TYPE_CHECKING:
+    from batch_share.plan.resolve import Directory
     from batch_share.plan.sync import DeviceDiff
     from batch_share.send.auth import Credentials
     from batch_share.send.run import RunResult
@@ -75,9 +77,11 @@ __all__ = [
     "PlannedEvent",
     "PlannedSheet",
     "check_guard",
+    "consult_account",
     "final_outcome",
     "guard_verdict",
     "mutation_preview",
+    "needs_lookup",
     "new_run_id",
     "nothing_to_send",
     "pending_outcomes",
@@ -181,6 +185,11 @@ class JobResult:
         return report_rows(self.planned, self.outcomes or {})
 
 
+def needs_lookup(planned: PlannedSheet) -> bool:
+    """Whether some line names its device or service and waits for the account."""
+    return bool(waiting_for_names(planned.lines).any())
+
+
 def new_run_id(now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(2)}"
@@ -212,8 +221,8 @@ def run_job(
         sheet, sheet_name=options.sheet_name, only=options.only, cross_device=options.cross_device
     )
     facts: dict[str, Any] = {}
-    if options.command == "sync" and credentials is not None:
-        planned, facts = _plan_sync(planned, options, credentials)
+    if credentials is not None and (options.command == "sync" or needs_lookup(planned)):
+        planned, facts = consult_account(planned, options, credentials)
     summary: dict[str, Any] = {
         "run_id": run_id,
         **plan_summary(planned, options.per_request),
@@ -259,47 +268,63 @@ def run_job(
     return finish(_run_exit(planned, result), result.outcomes, errors)
 
 
-def _plan_sync(
+def consult_account(
     planned: PlannedSheet, options: JobOptions, credentials: Credentials
 ) -> tuple[PlannedSheet, dict[str, Any]]:
-    """Read the account and plan the difference between it and the roster (plan/sync.py)."""
-    from batch_share.plan.planned import check_rows  # noqa: PLC0415
-    from batch_share.plan.sync import plan_sync, roster_lines  # noqa: PLC0415
+    """Ask the account what the sheet cannot say by itself: the IDs behind names, and for
+    `sync` today's access on the devices in scope, then plan against the answers."""
+    sync = options.command == "sync"
+    if sync:
+        from batch_share.plan.planned import check_rows  # noqa: PLC0415
+        from batch_share.plan.sync import roster_lines  # noqa: PLC0415
 
-    roster = roster_lines(planned)
-    # An empty or broken roster is refused before the account is read: it must never read
-    # as "nobody should have access".
-    check_rows(roster, options.guard)
-    state = asyncio.run(_read_state(roster, options, credentials))
+        planned = roster_lines(planned)
+        # An empty or broken roster is refused before the account is read: it must never
+        # read as "nobody should have access".
+        check_rows(planned, options.guard)
+    found = asyncio.run(_read_account(planned, options, credentials))
+    facts: dict[str, Any] = {"read_requests": found.requests}
+    if found.directory is not None:
+        from batch_share.plan.resolve import resolve_names  # noqa: PLC0415
+
+        planned = resolve_names(planned, found.directory, cross_device=options.cross_device)
+    if not sync:
+        return planned, facts
+    from batch_share.plan.sync import plan_sync  # noqa: PLC0415
+
     synced = plan_sync(
-        roster,
-        state.access,
-        scope=state.scope,
-        account=state.account,
+        planned,
+        found.access,
+        scope=found.scope,
+        account=found.account,
         cross_device=options.cross_device,
     )
-    sync = synced.sync
     unchanged = sum(1 for p in synced.lines.problems.values() if p[1] == "unchanged")
-    return synced, {
-        "scope": options.scope,
-        "scope_devices": len(state.scope),
-        "current_shares": sync.current_shares if sync else 0,
-        "unchanged": unchanged,
-        "read_requests": state.requests,
-    }
+    facts.update(
+        scope=options.scope,
+        scope_devices=len(found.scope),
+        current_shares=synced.sync.current_shares if synced.sync else 0,
+        unchanged=unchanged,
+    )
+    return synced, facts
 
 
 @dataclass(frozen=True, slots=True)
-class _State:
+class _Account:
+    """What the account said: whose key this is, its devices by name (when the sheet names
+    some), and for sync the devices in scope with today's access."""
+
     account: str
+    directory: Directory | None
     scope: tuple[str, ...]
     access: dict[str, DeviceAccess]
     requests: int
 
 
-async def _read_state(
-    roster: PlannedSheet, options: JobOptions, credentials: Credentials
-) -> _State:
+async def _read_account(
+    planned: PlannedSheet, options: JobOptions, credentials: Credentials
+) -> _Account:
+    from batch_share.plan.resolve import Directory, resolve_names  # noqa: PLC0415
     from batch_share.plan.sync import sheet_scope  # noqa: PLC0415
     from batch_share.send.account import (  # noqa: PLC0415
         PAGE_SIZE,
@@ -309,18 +334,27 @@ async def _read_state(
     )
     from batch_share.send.client import ShareClient  # noqa: PLC0415
 
+    sync_account = options.command == "sync" and options.scope == "account"
     async with ShareClient(options.api_url, credentials, timeout=options.timeout) as client:
         account = (await client.whoami()).casefold()
         requests = 1
-        if options.scope == "account":
+        directory = None
+        devices = []
+        if needs_lookup(planned) or sync_account:
             devices = await list_devices(client)
             requests += max(1, -(-len(devices) // PAGE_SIZE))
-            scope = tuple(sorted(d.id for d in devices if d.owner == account))
-        else:
-            scope = sheet_scope(roster)
-        access = await read_access(client, scope, concurrency=options.concurrency)
-        requests += -(-len(scope) // READ_BATCH)
-    return _State(account, scope, access, requests)
+            directory = Directory.of(devices, account)
+        scope: tuple[str, ...] = ()
+        access: dict[str, DeviceAccess] = {}
+        if options.command == "sync":
+            if sync_account:
+                scope = tuple(sorted(d.id for d in devices if d.owner == account))
+            else:
+                named = planned if directory is None else resolve_names(planned, directory)
+                scope = sheet_scope(named)
+            access = await read_access(client, scope, concurrency=options.concurrency)
+            requests += -(-len(scope) // READ_BATCH)
+    return _Account(account, directory, scope, access, requests)
 
 
 def _default_report(sheet: Path) -> Path:
@@ -449,7 +483,7 @@ def write_job_report(
     try:
         write_report(
             path,
-            planned.extra_columns,
+            planned.report_extra_columns,
             report_rows(planned, outcomes or {}),
             ReportSummary(counts=counts, fields=facts),
         )

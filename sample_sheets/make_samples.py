@@ -176,8 +176,8 @@ def messy_cases() -> list[Case]:
         Case(
             d6,
             "bob@example.com",
-            "a service name where its ID belongs",
-            "invalid / invalid-service-id",
+            "a service given by its name: looked up on the row's device",
+            "succeeded (`plan` offline: not-run / name-not-resolved)",
             service="ssh",
         ),
         Case(d6, "", "nobody to share with", "invalid / missing-email"),

@@ -25,7 +25,8 @@ from batch_share.emulator import device_id, service_id
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
 
 # messy.csv, row by row, as sample_sheets/README.md documents it: (row, column, code) of
-# every problem `plan` must list. Row 17 is valid until the server refuses it, row 21 is a
+# every problem `plan` must list. Row 8 names its service (looked up when it runs), row 17
+# is valid until the server refuses it, row 21 is a
 # duplicate (not a problem), and row 23 has three problems.
 MESSY_PROBLEMS = {
     (3, "device_id", "missing-device-id"),
@@ -33,7 +34,6 @@ MESSY_PROBLEMS = {
     (5, "device_id", "id-mangled"),
     (6, "device_id", "id-mangled"),
     (7, "device_id", "id-mangled"),
-    (8, "service_id", "invalid-service-id"),
     (9, "email", "missing-email"),
     (10, "email", "invalid-email"),
     (11, "action", "unknown-action"),

@@ -302,7 +302,9 @@ def test_blank_device_id() -> None:
     assert result.lines.device[0] == -1
 
 
-@pytest.mark.parametrize("text", ["80:00:00:00:12:34:56", "not-an-id", "80:00:00:00:12:34:56:7G"])
+@pytest.mark.parametrize(
+    "text", ["80:00:00:00:12:34:56", "abc", "80:00:00:00:12:34:56:7G", "80-00-00-00-12-zz-56-78"]
+)
 def test_invalid_device_id(text: str) -> None:
     result = check([row(device=text)])
     assert codes(result) == [(2, "device_id", "invalid-device-id")]
@@ -357,7 +359,7 @@ def test_service_id_blank_means_whole_device_and_forms_are_normalised() -> None:
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("ssh", "invalid-service-id"), ("80:00:00", "invalid-service-id"), ("1.5E+15", "id-mangled")],
+    [("abcd", "invalid-service-id"), ("80:00:00", "invalid-service-id"), ("1.5E+15", "id-mangled")],
 )
 def test_bad_service_id(text: str, code: str) -> None:
     result = check([row(service=text)])
@@ -503,7 +505,7 @@ def test_a_row_with_several_problems_reports_the_first_by_column_order_and_all_m
         [
             row(
                 device="8.00000000012346E+15",
-                service="ssh",
+                service="abcd",
                 email="ok@example.com, bad@",
                 action="delete",
                 scripting="maybe",
@@ -535,7 +537,7 @@ def test_email_problem_comes_before_later_columns_in_the_code() -> None:
 def test_problems_are_sorted_by_row_and_carry_the_spreadsheet_row_number() -> None:
     sheet = Sheet.from_rows(
         HEADER,
-        [row(), row(device="", notify="?"), row(), row(device="zz", email="")],
+        [row(), row(device="", notify="?"), row(), row(device="ff", email="")],
         first_row=5,
     )
     result = validate(sheet)
@@ -577,7 +579,7 @@ def test_every_problem_code_has_a_row_and_a_canonical_column() -> None:
             row(device=""),
             row(device="abc"),
             row(device="8.00000000012346E+15"),
-            row(service="svc"),
+            row(service="abc"),
             row(email=""),
             row(email="ann@"),
             row(action="drop"),
@@ -666,9 +668,15 @@ def test_lines_and_problems_agree_for_any_sheet(rows: list[list[str]]) -> None:
         if address == "":
             own = [p for p in result.problems if p.row == row_number]
         verdict = (Status.INVALID, own[0].code, "; ".join(p.message for p in own)) if own else None
-        assert lines.problems.get(line) == verdict
-        assert bool(lines.valid[line]) == (verdict is None)
-    assert {p.row for p in result.problems} == {int(lines.row[i]) + 2 for i in lines.problems}
+        found = lines.problems.get(line)
+        if verdict is None and found is not None:
+            # A row that names its device or service is no problem; it waits for the account.
+            assert found[:2] == (Status.NOT_RUN, "name-not-resolved")
+            found = None
+        assert found == verdict
+        assert bool(lines.valid[line]) == (lines.problems.get(line) is None)
+    invalid = {i for i, p in lines.problems.items() if p[0] is Status.INVALID}
+    assert {p.row for p in result.problems} == {int(lines.row[i]) + 2 for i in invalid}
     order = [(p.row, COLUMNS.index(p.column)) for p in result.problems]
     assert order == sorted(order)
 
@@ -676,3 +684,60 @@ def test_lines_and_problems_agree_for_any_sheet(rows: list[list[str]]) -> None:
 def test_problem_is_the_shared_model_type() -> None:
     result = check([row(device="")])
     assert isinstance(result.problems[0], Problem)
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["Lobby Camera", "ssh", "not-an-id", "zz", "Gateway 7"])
+def test_a_cell_that_is_no_id_attempt_is_a_name_waiting_for_the_account(text: str) -> None:
+    result = check([row(device=text)])
+    assert codes(result) == []
+    assert result.lines.device[0] == -1
+    assert not result.lines.valid[0]
+    status, code, message = result.lines.problems[0]
+    assert (status, code) == (Status.NOT_RUN, "name-not-resolved")
+    assert f"device '{text}'" in message
+    assert result.lines.device_name is not None
+    assert result.lines.names[int(result.lines.device_name[0])] == text
+
+
+def test_a_service_name_on_a_device_id_waits_too() -> None:
+    result = check([row(service="  SSH "), row()])
+    assert result.lines.problems[0][1] == "name-not-resolved"
+    assert result.lines.service_name is not None
+    assert result.lines.names[int(result.lines.service_name[0])] == "SSH"
+    assert result.lines.valid.tolist() == [False, True]
+
+
+def test_name_columns_stand_in_for_ids_and_must_agree_with_names_in_the_id_column() -> None:
+    header = ("device_name", "device_id", "service_name", "email")
+    result = check(
+        [
+            ["Lobby Camera", "", "", "ann@example.com"],
+            ["Lobby Camera", DEVICE, "ssh", "bob@example.com"],
+            ["Lobby Camera", "lobby camera", "", "cat@example.com"],
+            ["Lobby Camera", "Front Desk PC", "", "dan@example.com"],
+            ["", "", "", "eve@example.com"],
+        ],
+        header=header,
+    )
+    assert codes(result) == [
+        (5, "device_id", "name-mismatch"),
+        (6, "device_id", "missing-device-id"),
+    ]
+    assert [result.lines.problems.get(i, (None, ""))[1] for i in range(5)] == [
+        "name-not-resolved",
+        "name-not-resolved",  # the device is known, its service is named
+        "name-not-resolved",
+        "name-mismatch",
+        "missing-device-id",
+    ]
+    assert result.lines.device[1] >= 0
+    assert "Front Desk PC" in result.problems[0].message
+
+
+def test_only_a_name_column_is_enough_for_a_roster() -> None:
+    result = check([["Lobby Camera", "ann@example.com"]], header=("Device Name", "Email"))
+    assert result.lines.problems[0][1] == "name-not-resolved"
+    assert result.column_map["device_name"] == 0

@@ -163,6 +163,11 @@ def print_plan(console: Console, planned: PlannedSheet, summary: Mapping[str, An
         f"  {summary['mutations']} mutations on {summary['devices']} devices in "
         f"{summary['http_requests']} HTTP requests ({summary['per_request']} per request)"
     )
+    if summary.get("named_rows"):
+        console.info(
+            f"  {summary['named_rows']} rows name a device or service: looked up in the "
+            "account when the sheet runs (plan --resolve looks them up now)"
+        )
     show_problems(console, planned.problems())
     limit = None if console.verbose else MUTATIONS_SHOWN
     preview = mutation_preview(planned, limit)

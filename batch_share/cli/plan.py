@@ -10,7 +10,9 @@ import typer
 
 from batch_share.cli.console import Console, fail, interrupted, print_plan, show_guard
 from batch_share.cli.options import (
+    DEFAULT_API_URL,
     AllowMassRemovalOpt,
+    ApiUrlOpt,
     CrossDeviceOpt,
     JsonOpt,
     MaxRemovalFractionOpt,
@@ -18,10 +20,12 @@ from batch_share.cli.options import (
     MinRowsOpt,
     OnlyOpt,
     PerRequestOpt,
+    ProfileOpt,
     QuietOpt,
     ReportOpt,
     SheetArg,
     SheetNameOpt,
+    TimeoutOpt,
     VerboseOpt,
 )
 from batch_share.errors import BatchShareError
@@ -53,18 +57,29 @@ def plan(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
-    _api_url: Annotated[str | None, typer.Option("--api-url", **_IGNORED)] = None,
-    _profile: Annotated[str | None, typer.Option("--profile", **_IGNORED)] = None,
+    resolve: Annotated[
+        bool,
+        typer.Option(
+            "--resolve", help="Look up device and service names in the account (read-only)."
+        ),
+    ] = False,
+    api_url: ApiUrlOpt = DEFAULT_API_URL,
+    profile: ProfileOpt = None,
+    timeout: TimeoutOpt = 30.0,
     _concurrency: Annotated[int | None, typer.Option("--concurrency", **_IGNORED)] = None,
     _rate: Annotated[float | None, typer.Option("--rate", **_IGNORED)] = None,
     _retries: Annotated[int | None, typer.Option("--retries", **_IGNORED)] = None,
     _dry_run: Annotated[bool, typer.Option("--dry-run", **_IGNORED)] = False,
 ) -> None:
-    """Read, validate and group a sheet; print the plan. No network, no credentials."""
+    """Read, validate and group a sheet; print the plan. No network and no credentials,
+    except that --resolve asks the account (read-only) for the IDs behind names."""
     from batch_share.pipeline import (
         PER_REQUEST_DEFAULT,
         Guard,
+        JobOptions,
+        consult_account,
         guard_verdict,
+        needs_lookup,
         nothing_to_send,
         plan_sheet,
         plan_summary,
@@ -83,6 +98,13 @@ def plan(
             check_report_path(report)
         statuses = parse_only(only) if only is not None else None
         planned = plan_sheet(sheet, sheet_name=sheet_name, only=statuses, cross_device=cross_device)
+        if resolve and needs_lookup(planned):
+            from batch_share.send.auth import load_credentials
+            from batch_share.send.client import check_api_url
+
+            check_api_url(api_url)
+            options = JobOptions(api_url=api_url, profile=profile, timeout=timeout)
+            planned, _ = consult_account(planned, options, load_credentials(profile))
     except BatchShareError as error:
         raise fail(console, error) from None
     except KeyboardInterrupt:

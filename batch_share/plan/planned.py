@@ -6,23 +6,35 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from batch_share.errors import MassRemovalError, SafetyGuardError
-from batch_share.models import ACTIONS, Action, Lines, Outcome, Plan, Problem, Sheet, Status
+from batch_share.models import (
+    ACTIONS,
+    Action,
+    BoolArray,
+    Lines,
+    Outcome,
+    Plan,
+    Problem,
+    Sheet,
+    Status,
+)
 from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
 from batch_share.sheet.loader import load_sheet
 from batch_share.sheet.rerun import is_report, select_report_lines
-from batch_share.sheet.validate import Validated, validate
+from batch_share.sheet.validate import NAME_NOT_RESOLVED, Validated, validate
 
 if TYPE_CHECKING:
     from batch_share.plan.sync import SyncFacts
 
 PLANNED = Outcome(Status.NOT_RUN, "planned", "planned; nothing sent")
+# Report columns that follow `mutation` when a sheet names devices or services.
+NAME_COLUMNS = ("device_name", "service_name")
 # The message of a sync line that removes access nobody listed.
 NOT_IN_SHEET = "not in sheet"
 
@@ -54,6 +66,18 @@ class PlannedSheet:
     @property
     def extra_columns(self) -> tuple[str, ...]:
         return tuple(self.sheet.header[i] for i in self.validated.extra_columns)
+
+    @property
+    def uses_names(self) -> bool:
+        """The sheet named devices or services: the report then says which names it typed."""
+        return self.lines.device_name is not None
+
+    @property
+    def report_extra_columns(self) -> tuple[str, ...]:
+        """The report's columns after `mutation`: the typed names (only when the sheet used
+        names), then the sheet's own extra columns."""
+        names = NAME_COLUMNS if self.uses_names else ()
+        return (*names, *self.extra_columns)
 
     def line_outcome(self, line: int) -> Outcome | None:
         """The decision made before sending (invalid/conflict), or None for a line to send."""
@@ -116,6 +140,16 @@ def plan_loaded(
     return PlannedSheet(sheet, validated, plan, path)
 
 
+def plan_loaded_lines(
+    planned: PlannedSheet, validated: Validated, *, cross_device: bool = False
+) -> PlannedSheet:
+    """The same sheet planned again from changed lines (names resolved, a roster's rules)."""
+    plan = plan_lines(validated.lines, row_numbers=planned.sheet.row_numbers)
+    if cross_device:
+        plan = combine_devices(plan)
+    return replace(planned, validated=validated, plan=plan)
+
+
 def check_guard(planned: PlannedSheet, guard: Guard) -> None:
     """Refuse (SafetyGuardError, exit 4) a run that looks like a bad export.
 
@@ -146,8 +180,11 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
 
 
 def check_rows(planned: PlannedSheet, guard: Guard) -> None:
-    """Refuse an empty sheet, one with no valid row, or fewer valid rows than --min-rows."""
-    valid_rows = int(np.unique(planned.lines.row[planned.lines.valid]).size)
+    """Refuse an empty sheet, one with no valid row, or fewer valid rows than --min-rows.
+    A row that names its device and waits for the account counts as valid."""
+    lines = planned.lines
+    usable = lines.valid | waiting_for_names(lines)
+    valid_rows = int(np.unique(lines.row[usable]).size)
     if planned.sheet.row_count == 0:
         raise SafetyGuardError(f"{planned.sheet.source}: the sheet has no data rows; nothing to do")
     if valid_rows == 0:
@@ -157,6 +194,13 @@ def check_rows(planned: PlannedSheet, guard: Guard) -> None:
             f"{planned.sheet.source}: only {valid_rows} valid rows, fewer than --min-rows "
             f"{guard.min_rows}; the export looks truncated"
         )
+
+
+def waiting_for_names(lines: Lines) -> BoolArray:
+    """Lines that name their device or service and wait for the account's answer."""
+    waiting = np.zeros(len(lines), dtype=np.bool_)
+    waiting[[i for i, p in lines.problems.items() if p[1] == NAME_NOT_RESOLVED]] = True
+    return waiting
 
 
 def pending_outcomes(planned: PlannedSheet, outcome: Outcome) -> dict[int, Outcome]:
@@ -202,6 +246,7 @@ def mutation_preview(planned: PlannedSheet, limit: int | None) -> Sequence[str]:
 
 def plan_summary(planned: PlannedSheet, per_request: int) -> dict[str, Any]:
     """The plan's counts, as `plan` prints them and `--json` carries them."""
+    waiting = waiting_for_names(planned.lines)
     sheet = planned.sheet
     mutations = len(planned.plan.mutations)
     counts = status_counts(planned, None)
@@ -221,6 +266,8 @@ def plan_summary(planned: PlannedSheet, per_request: int) -> dict[str, Any]:
         "http_requests": math.ceil(mutations / per_request),
         "per_request": per_request,
         "removals": planned.removals,
+        # Rows that name a device or service and wait for the account (`plan --resolve`).
+        "named_rows": len({int(planned.lines.row[i]) for i in np.flatnonzero(waiting)}),
     }
 
 
@@ -229,7 +276,9 @@ def nothing_to_send(planned: PlannedSheet) -> bool:
     `plan`, because an empty export must never pass for "nothing to change"."""
     if planned.sync is not None:
         return False  # checked on the roster before the account was read (plan/sync.py)
-    return planned.sheet.row_count == 0 or planned.sendable_lines == 0
+    if planned.sheet.row_count == 0:
+        return True
+    return planned.sendable_lines == 0 and not waiting_for_names(planned.lines).any()
 
 
 @dataclass(frozen=True, slots=True)

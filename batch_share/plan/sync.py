@@ -57,7 +57,7 @@ from batch_share.models import (
     Status,
 )
 from batch_share.plan.grouping import combine_devices, plan_lines
-from batch_share.plan.planned import NOT_IN_SHEET, PlannedSheet
+from batch_share.plan.planned import NOT_IN_SHEET, PlannedSheet, waiting_for_names
 
 _ADD = ACTIONS.index(Action.ADD)
 _REMOVE = ACTIONS.index(Action.REMOVE)
@@ -101,7 +101,7 @@ def roster_lines(planned: PlannedSheet) -> PlannedSheet:
     """The sheet as a roster: lines whose action is not ADD become `action-in-sync`, and the
     plan is made again so that duplicates and conflicts are those of the roster."""
     lines, sheet = planned.lines, planned.sheet
-    wrong = lines.valid & (lines.action != _ADD)
+    wrong = (lines.valid | waiting_for_names(lines)) & (lines.action != _ADD)
     problems = dict(lines.problems)
     found = list(planned.validated.problems)
     for line in map(int, np.flatnonzero(wrong)):
@@ -291,6 +291,7 @@ def _append_removals(
         if device in unclear:
             problems[len(lines) + offset] = _UNCLEAR
     count = len(removals)
+    no_name = np.full(count, -1)
     held = np.asarray([device in unclear for device, _, _ in removals], dtype=np.bool_)
 
     def grow(array: IntArray, tail: object) -> IntArray:
@@ -315,6 +316,9 @@ def _append_removals(
         notify=grow_mask(lines.notify, np.zeros(count, dtype=np.bool_)),
         valid=grow_mask(lines.valid & ~unchanged, ~held),
         problems=problems,
+        names=lines.names,
+        device_name=None if lines.device_name is None else grow(lines.device_name, no_name),
+        service_name=None if lines.service_name is None else grow(lines.service_name, no_name),
     )
 
 

@@ -51,8 +51,19 @@ def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator
             message,
             outcome.attempts,
             plan.mutations[index].id if index >= 0 else "",
+            *_typed_names(lines, line),
             *(sheet.cell(column, row) for column in extras),
         ]
+
+
+def _typed_names(lines: Lines, line: int) -> tuple[str, ...]:
+    if lines.device_name is None or lines.service_name is None:
+        return ()
+    device, service = int(lines.device_name[line]), int(lines.service_name[line])
+    return (
+        lines.names[device] if device >= 0 else "",
+        lines.names[service] if service >= 0 else "",
+    )
 
 
 def _service_text(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -21,7 +20,7 @@ from batch_share.errors import (
     RequestRejectedError,
     RetryableError,
 )
-from batch_share.models import DeviceAccess
+from batch_share.models import DeviceAccess, DeviceInfo, ServiceInfo
 
 if TYPE_CHECKING:
     from batch_share.send.client import GraphQLResponse
@@ -49,20 +48,6 @@ class GraphQLReader(Protocol):
 
 class AccessReader(Protocol):
     async def device_access(self, device_ids: Sequence[str]) -> list[dict[str, object]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    id: str
-    name: str
-    owner: str  # owner email, case-folded ("" if the API gives none)
-    services: tuple[ServiceInfo, ...]
 
 
 async def list_devices(

@@ -11,12 +11,25 @@ from batch_share.models import (
 )
 
 # Canonical order: a row's `code` is its first problem in this order.
-COLUMNS: tuple[str, ...] = ("device_id", "service_id", "email", "action", "scripting", "notify")
+COLUMNS: tuple[str, ...] = (
+    "device_id",
+    "device_name",
+    "service_id",
+    "service_name",
+    "email",
+    "action",
+    "scripting",
+    "notify",
+)
 REQUIRED: tuple[str, ...] = ("device_id", "email")
+# A required column a name column can stand in for: a roster may name devices only by name.
+STANDS_IN: dict[str, str] = {"device_id": "device_name"}
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "device_id": ("device", "deviceid", "device id", "device address", "device_address"),
+    "device_name": ("device name",),
     "service_id": ("service", "serviceid", "service id"),
+    "service_name": ("service name",),
     "email": ("e-mail", "emails", "user", "user email", "users", "email address"),
     "action": ("operation", "op"),
     "scripting": ("bulk scripting", "allow scripting"),
@@ -68,13 +81,16 @@ def map_columns(header: Sequence[str]) -> tuple[dict[str, int], list[Problem]]:
             f"required column {name} is missing (accepted headers: {_accepted_headers(name)})",
         )
         for name in REQUIRED
-        if name not in column_map
+        if name not in column_map and STANDS_IN.get(name) not in column_map
     ]
     return column_map, problems
 
 
 def _accepted_headers(name: str) -> str:
-    return ", ".join((name, *ALIASES[name]))
+    names = (name, *ALIASES[name])
+    if name in STANDS_IN:
+        names += (f"or names in {STANDS_IN[name]}",)
+    return ", ".join(names)
 
 
 def missing_columns_error(sheet: Sheet, problems: Sequence[Problem]) -> SheetError:

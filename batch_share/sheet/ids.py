@@ -20,6 +20,7 @@ TEXT_HINT = "format the column as Text and re-export"
 
 CANONICAL_ID = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){7}")
 _ID_SEPARATORS = re.compile(r"[-:\s]")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _HEX16 = re.compile(r"[0-9A-Fa-f]{16}")
 
 
@@ -138,6 +139,26 @@ def _canonical_id_texts(column: Column) -> BoolArray:
     return canonical
 
 
+def looks_like_an_id(value: str) -> bool:
+    """Whether a cell that is not a valid ID was meant as one, so it is reported as a bad ID
+    rather than looked up as a name.
+
+    SPEC: a value made only of hex digits and ID separators stays an ID attempt. So does a
+    near-miss with a typo (`80:00:00:00:12:34:56:7G`): at least 12 characters, three in four
+    of them hex digits. Names people give devices ("Lobby Camera") are nowhere near that; a
+    name made only of hex letters ("cafe") has to go in the `device_name` column.
+    """
+    compact = _ID_SEPARATORS.sub("", value)
+    hex_digits = sum(ch in _HEX_DIGITS for ch in compact)
+    return hex_digits == len(compact) or (len(compact) >= 12 and hex_digits * 4 >= len(compact) * 3)
+
+
+def named_cells(column: Column, verdicts: Verdicts) -> BoolArray:
+    """Per distinct text: a cell that names a device or service instead of giving its ID."""
+    blank = np.fromiter((not text.strip() for text in column.values), dtype=np.bool_)
+    return (verdicts.value < 0) & ~verdicts.bad & ~blank
+
+
 def id_verdict(
     value: str, name: str, *, is_typed: bool, required: bool
 ) -> tuple[str | None, Issue | None]:
@@ -155,6 +176,8 @@ def id_verdict(
         return normal, None
     if (reason := looks_mangled(value)) is not None:
         return None, ("id-mangled", f"{name} {quote(value)} looks like {reason}; {TEXT_HINT}")
+    if not looks_like_an_id(value):
+        return None, None  # a name (SPEC: Devices and services by name)
     message = (
         f"{name} {quote(value)} is not an ID: {_id_shape_fault(value)} "
         "(expected 16 hex digits like 80:00:00:00:12:34:56:78)"

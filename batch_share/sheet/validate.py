@@ -17,7 +17,7 @@ Duplicates and conflicts need several rows at once; the planner finds them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from batch_share.models import (
 )
 from batch_share.sheet.columns import map_columns, missing_columns_error
 from batch_share.sheet.emails import EmailCells, check_emails
-from batch_share.sheet.ids import check_ids
+from batch_share.sheet.ids import check_ids, named_cells
 from batch_share.sheet.verdicts import Issue, Verdicts, quote
 
 _ACTION_WORDS: dict[str, Action] = {
@@ -58,6 +58,8 @@ _BOOLEAN_WORDS: dict[str, bool] = {
     "0": False,
 }
 _BOOLEAN_DEFAULTS: dict[str, bool] = {"scripting": False, "notify": True}
+# The code of a line that names its device or service and waits for the account's answer.
+NAME_NOT_RESOLVED = "name-not-resolved"
 _ADD = ACTIONS.index(Action.ADD)
 _LEAVE = ACTIONS.index(Action.LEAVE)
 
@@ -159,20 +161,34 @@ class _RowCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class _Identity:
+    """The device (or service) of each row, from its ID column and its name column.
+
+    The check's verdicts are per distinct (ID cell, name cell) pair. A row the account must
+    be asked about (`lookup`) names its device or service and gives no ID; `name` is the
+    name as typed, for the report, also where an ID was given beside it.
+    """
+
+    check: _RowCheck
+    ids: tuple[str, ...]
+    given: BoolArray  # per row: the ID or the name cell is filled, valid or not
+    name: IntArray  # per row: index into the names table, -1 for none
+    lookup: BoolArray
+
+
+@dataclass(frozen=True, slots=True)
 class _RowChecks:
     """Every single-cell column check, plus the tables the ID checks built."""
 
-    device: _RowCheck
-    device_ids: tuple[str, ...]
-    service: _RowCheck
-    service_ids: tuple[str, ...]
-    service_given: BoolArray  # per row: the service cell is not blank, valid or not
+    device: _Identity
+    service: _Identity
     action: _RowCheck
     scripting: _RowCheck
     notify: _RowCheck
+    names: tuple[str, ...]
 
     def all(self) -> tuple[_RowCheck, ...]:
-        return (self.device, self.service, self.action, self.scripting, self.notify)
+        return (self.device.check, self.service.check, self.action, self.scripting, self.notify)
 
 
 def _check_rows(sheet: Sheet, column_map: dict[str, int]) -> _RowChecks:
@@ -180,18 +196,9 @@ def _check_rows(sheet: Sheet, column_map: dict[str, int]) -> _RowChecks:
         index = column_map.get(name)
         return None if index is None else sheet.columns[index]
 
-    device_column = sheet.columns[column_map["device_id"]]
-    device_verdicts, device_ids = check_ids(device_column, "device_id", required=True)
-    device = _RowCheck("device_id", device_verdicts, device_column.codes)
-
-    service = _RowCheck("service_id")
-    service_ids: tuple[str, ...] = ()
-    service_given = np.zeros(sheet.row_count, dtype=np.bool_)
-    if (service_column := column("service_id")) is not None:
-        service_verdicts, service_ids = check_ids(service_column, "service_id", required=False)
-        service = _RowCheck("service_id", service_verdicts, service_column.codes)
-        nonblank = np.fromiter((bool(v.strip()) for v in service_column.values), dtype=np.bool_)
-        service_given = nonblank[service_column.codes]
+    names: dict[str, int] = {}
+    device = _identity(column("device_id"), column("device_name"), "device", sheet, names)
+    service = _identity(column("service_id"), column("service_name"), "service", sheet, names)
 
     action = _RowCheck("action")
     if (action_column := column("action")) is not None:
@@ -203,15 +210,70 @@ def _check_rows(sheet: Sheet, column_map: dict[str, int]) -> _RowChecks:
         if (flag_column := column(name)) is not None:
             flags[name] = _RowCheck(name, _check_booleans(flag_column, name), flag_column.codes)
 
-    return _RowChecks(
-        device,
-        device_ids,
-        service,
-        service_ids,
-        service_given,
-        action,
-        flags["scripting"],
-        flags["notify"],
+    return _RowChecks(device, service, action, flags["scripting"], flags["notify"], tuple(names))
+
+
+def _identity(
+    ids: Column | None, named: Column | None, kind: str, sheet: Sheet, names: dict[str, int]
+) -> _Identity:
+    """Merge a kind's ID and name columns into one check (see `_Identity`)."""
+    label, rows = f"{kind}_id", sheet.row_count
+    required = kind == "device"
+    if ids is None and named is None:
+        none = np.zeros(rows, dtype=np.bool_)
+        return _Identity(_RowCheck(label), (), none, np.full(rows, -1, dtype=np.int64), none)
+    if ids is None:
+        ids = Column(label, np.zeros(rows, dtype=np.int64), ("",))
+    verdicts, table = check_ids(ids, label, required=required)
+    by_name = named_cells(ids, verdicts)
+    if named is None and not by_name.any():
+        # The everyday sheet: IDs only. Nothing to merge, nothing to look up.
+        filled = np.fromiter((bool(v.strip()) for v in ids.values), dtype=np.bool_)
+        return _Identity(
+            _RowCheck(label, verdicts, ids.codes),
+            table,
+            filled[ids.codes],
+            np.full(rows, -1, dtype=np.int64),
+            np.zeros(rows, dtype=np.bool_),
+        )
+    name_values = named.values if named is not None else ("",)
+    name_codes = named.codes if named is not None else np.zeros(rows, dtype=np.int64)
+    pairs, codes = np.unique(ids.codes * len(name_values) + name_codes, return_inverse=True)
+    values: list[int] = []
+    issues: list[Issue | None] = []
+    typed_name: list[int] = []
+    lookup: list[bool] = []
+    given: list[bool] = []
+    for pair in pairs.tolist():
+        cell, name_cell = divmod(pair, len(name_values))
+        id_text, name_text = ids.values[cell].strip(), name_values[name_cell].strip()
+        value, issue = int(verdicts.value[cell]), verdicts.issues[cell]
+        name, look = name_text, False
+        if not id_text and name_text:
+            issue, look = None, True
+        elif by_name[cell]:
+            name, look = id_text, True
+            if name_text and name_text.casefold() != id_text.casefold():
+                issue = (
+                    "name-mismatch",
+                    (
+                        f"{label} {quote(id_text)} and {kind}_name {quote(name_text)} name "
+                        f"different {kind}s; keep one of them"
+                    ),
+                )
+        values.append(value)
+        issues.append(issue)
+        typed_name.append(names.setdefault(name, len(names)) if name else -1)
+        lookup.append(look and issue is None)
+        given.append(bool(id_text or name_text))
+    merged = Verdicts.build(values, issues)
+    codes = codes.reshape(-1).astype(np.int64)
+    return _Identity(
+        _RowCheck(label, merged, codes),
+        table,
+        np.asarray(given, dtype=np.bool_)[codes],
+        np.asarray(typed_name, dtype=np.int64)[codes],
+        np.asarray(lookup, dtype=np.bool_)[codes],
     )
 
 
@@ -227,7 +289,7 @@ def validate(sheet: Sheet) -> Validated:
     cells = check_emails(sheet.columns[column_map["email"]])
 
     row_action = checks.action.values(rows, _ADD)
-    leave_with_service = (row_action == _LEAVE) & checks.service_given
+    leave_with_service = (row_action == _LEAVE) & checks.service.given
     row_bad = leave_with_service
     for check in checks.all():
         row_bad = row_bad | check.bad(rows)
@@ -252,10 +314,10 @@ def validate(sheet: Sheet) -> Validated:
         email=line_email,
         emails=cells.emails,
         email_keys=cells.keys,
-        device=checks.device.values(rows, -1)[line_row],
-        device_ids=checks.device_ids,
-        service=checks.service.values(rows, -1)[line_row],
-        service_ids=checks.service_ids,
+        device=checks.device.check.values(rows, -1)[line_row],
+        device_ids=checks.device.ids,
+        service=checks.service.check.values(rows, -1)[line_row],
+        service_ids=checks.service.ids,
         action=row_action[line_row],
         # Scripting is a permission that only ADD grants: a REMOVE or LEAVE sends false
         # whatever the cell says, so two removals differing only there ask the same thing.
@@ -266,9 +328,46 @@ def validate(sheet: Sheet) -> Validated:
         valid=~row_bad[line_row] & ~cells.bad[line_email],
         problems=line_problems,
     )
+    if checks.names:
+        lines = _with_names(lines, checks)
     mapped = set(column_map.values())
     extras = tuple(i for i in range(len(sheet.header)) if i not in mapped)
     return Validated(lines, tuple(problems), column_map, extras)
+
+
+def _with_names(lines: Lines, checks: _RowChecks) -> Lines:
+    """Carry the typed names, and hold back the lines only a name identifies: they are
+    planned once the account has been asked (plan/resolve.py)."""
+    device_name = checks.device.name[lines.row]
+    service_name = checks.service.name[lines.row]
+    waiting = lines.valid & (checks.device.lookup | checks.service.lookup)[lines.row]
+    problems = dict(lines.problems)
+    for line in map(int, np.flatnonzero(waiting)):
+        problems[line] = _waiting_for_lookup(checks, int(lines.row[line]))
+    return replace(
+        lines,
+        valid=lines.valid & ~waiting,
+        problems=problems,
+        names=checks.names,
+        device_name=device_name,
+        service_name=service_name,
+    )
+
+
+def _waiting_for_lookup(checks: _RowChecks, row: int) -> tuple[Status, str, str]:
+    named = [
+        f"{kind} {quote(checks.names[int(identity.name[row])])}"
+        for kind, identity in (("device", checks.device), ("service", checks.service))
+        if identity.lookup[row]
+    ]
+    return (
+        Status.NOT_RUN,
+        NAME_NOT_RESOLVED,
+        (
+            f"{' and '.join(named)} named, not given by ID: looked up in the account when "
+            "the sheet runs (plan --resolve looks it up now)"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +394,9 @@ def _describe_problems(
     email_codes = sheet.columns[column_map["email"]].codes
     everything = np.ones(sheet.row_count, dtype=np.bool_)
     key_columns = [
-        checks.device.key_codes(sheet.row_count),
-        checks.service.key_codes(sheet.row_count, keep=checks.service_given),  # LEAVE names it
+        checks.device.check.key_codes(sheet.row_count),
+        # LEAVE names it
+        checks.service.check.key_codes(sheet.row_count, keep=checks.service.given),
         checks.action.key_codes(sheet.row_count, keep=everything),
         checks.scripting.key_codes(sheet.row_count),
         checks.notify.key_codes(sheet.row_count),
@@ -328,10 +428,11 @@ def _row_verdict(
 ) -> _RowVerdict:
     """Describe data row r. A row-level problem spoils every line of the row; an address
     problem only its own line. Issues are gathered in COLUMNS order, email in the middle."""
-    before_email = _named_issues((checks.device, checks.service), r)
+    before_email = _named_issues((checks.device.check, checks.service.check), r)
     after_email = _named_issues((checks.action,), r)
-    if checks.action.values_at(r, _ADD) == _LEAVE and checks.service_given[r]:
-        service_text = sheet.cell(column_map["service_id"], r).strip()
+    if checks.action.values_at(r, _ADD) == _LEAVE and checks.service.given[r]:
+        service_column = column_map.get("service_id", column_map.get("service_name"))
+        service_text = "" if service_column is None else sheet.cell(service_column, r).strip()
         after_email.append(("action", _leave_with_service_issue(service_text)))
     after_email += _named_issues((checks.scripting, checks.notify), r)
 
