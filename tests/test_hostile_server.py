@@ -15,12 +15,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
+import httpx
 import pytest
 from helpers import read_report, write_sheet
 from typer.testing import CliRunner
@@ -294,3 +296,35 @@ def test_the_cli_reports_each_bad_answer_per_line_and_exits_1(
     lines = read_report(report)
     assert [(line["status"], line["code"]) for line in lines] == [("failed", "bad-response")] * 2
     assert all(message in line["message"] for line in lines)
+
+
+# --- the emulator command ------------------------------------------------------------------
+
+
+def test_the_emulator_command_offers_each_hostile_fault() -> None:
+    result = CliRunner().invoke(app, ["emulator", "--help"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0
+    for flag in ("--html-200", "--truncate-body", "--huge-body-bytes", "--trickle-seconds"):
+        assert flag in result.output
+    assert "--redirect-to" in result.output
+
+
+@pytest.mark.slow
+def test_the_emulator_command_serves_an_html_page_when_told() -> None:
+    command = [sys.executable, "-m", "batch_share", "emulator", "--port", "0", "--html-200"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            url = (
+                process.stdout.readline().strip().removeprefix("batch-share emulator listening on ")
+            )
+            with httpx.Client() as client:
+                response = client.post(url, content=b"{}")
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/html")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
