@@ -21,7 +21,8 @@ that stop a whole command.
     │   │   ├── TransportError     connection refused/reset/dropped
     │   │   └── RequestTimeoutError
     │   ├── RequestRejectedError   400/413 or a GraphQL error for the whole document
-    │   └── BadResponseError       not JSON, or not a GraphQL response
+    │   ├── BadResponseError       not JSON, not a GraphQL response, too large, a redirect
+    │   └── TLSError               the server's certificate or TLS handshake was refused
     └── InterruptedRunError        Ctrl-C/SIGTERM (exit 130)
 """
 
@@ -112,6 +113,11 @@ class RequestRejectedError(ApiError):
 
 class BadResponseError(ApiError):
     pass
+
+
+class TLSError(ApiError):
+    """Not retryable: a certificate that fails verification now fails it on the next try too,
+    and a server that cannot prove who it is must not be tried again and again."""
 
 
 class InterruptedRunError(BatchShareError):

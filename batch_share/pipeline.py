@@ -488,7 +488,10 @@ def write_job_report(
             ReportSummary(counts=counts, fields=facts),
         )
     except OSError as error:
-        raise ReportError(f"could not write the report {path}: {error.strerror or error}") from None
+        raise ReportError(
+            f"could not write the report {path}: {error.strerror or error} "
+            "(nothing was replaced: an earlier report at that path is unchanged)"
+        ) from None
 
 
 @contextlib.contextmanager

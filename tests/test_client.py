@@ -35,6 +35,7 @@ from batch_share.models import Action, Mutation, ServiceChange
 from batch_share.send.auth import Credentials
 from batch_share.send.client import (
     DEVICE_ACCESS_QUERY,
+    MAX_RESPONSE_BYTES,
     WHOAMI_QUERY,
     FieldResult,
     GraphQLErrorInfo,
@@ -564,3 +565,17 @@ def test_graphql_errors_in_a_200_answer_are_returned(scripted: ScriptedServer) -
     assert execute_against(scripted) == GraphQLResponse(
         data={"login": None}, errors=(GraphQLErrorInfo("nope", ("login",)),)
     )
+
+
+def test_json_nested_past_the_parsers_depth_is_a_bad_response(scripted: ScriptedServer) -> None:
+    scripted.answer = (200, {}, b"[" * 200_000)
+
+    with pytest.raises(BadResponseError, match="not JSON"):
+        execute_against(scripted)
+
+
+def test_an_answer_declaring_more_than_the_cap_is_not_read(scripted: ScriptedServer) -> None:
+    scripted.answer = (200, {"Content-Length": str(MAX_RESPONSE_BYTES + 1)}, b"{}")
+
+    with pytest.raises(BadResponseError, match="declares 16,777,217 bytes, more than the 16 MiB"):
+        execute_against(scripted)

@@ -64,6 +64,24 @@ def emulator(
             "--silent-drop-device", help="Device whose shares answer true but are not stored."
         ),
     ] = None,
+    redirect_to: Annotated[
+        str | None, typer.Option("--redirect-to", help="Answer every request 307 to this URL.")
+    ] = None,
+    html_200: Annotated[
+        bool, typer.Option("--html-200", help="Answer every request 200 with an HTML page.")
+    ] = False,
+    truncate_body: Annotated[
+        bool, typer.Option("--truncate-body", help="Send only the first half of each answer.")
+    ] = False,
+    huge_body_bytes: Annotated[
+        int, typer.Option("--huge-body-bytes", min=0, help="Pad each answer to this many bytes.")
+    ] = 0,
+    trickle_seconds: Annotated[
+        float,
+        typer.Option(
+            "--trickle-seconds", min=0.0, help="Send answers a byte at a time, this apart."
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve a local remote.it-compatible API with a throwaway key, for trying things safely."""
     from batch_share.emulator import read_seed_file, serve
@@ -89,6 +107,11 @@ def emulator(
             unregistered_emails=tuple(unregistered_email or ()),
             silent_drop_devices=tuple(silent_drop_device or ()),
             seed_access=seeded,
+            redirect_to=redirect_to,
+            html_200=html_200,
+            truncate_body=truncate_body,
+            huge_body_bytes=huge_body_bytes,
+            trickle_seconds=trickle_seconds,
         )
     except (ValueError, OSError) as error:
         typer.echo(f"error: {error}", err=True)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, fields
 @dataclass
 class Faults:
     """What the server does wrong. The order a request meets them in: latency, dropped
-    connection, rate limit, 503, 429, then signature checking and execution."""
+    connection, redirect, HTML page, rate limit, 503, 429, then signature checking and
+    execution, after which the answer may be truncated, padded huge or trickled out."""
 
     latency: float = 0.0
     """Seconds every request waits before anything else happens."""
@@ -39,6 +40,19 @@ class Faults:
     the client cannot know what happened and must read back before resending."""
     silent_drop_devices: set[str] = field(default_factory=set)
     """A share on one of these devices answers true but stores nothing."""
+    redirect_to: str | None = None
+    """Answer every request 307 to this URL, as a moved API or a hijacked name would."""
+    html_200: bool = False
+    """Answer every request 200 with an HTML page, as a captive portal or a proxy does."""
+    truncate_body: bool = False
+    """Execute, then send only the first half of the JSON answer (with a matching length):
+    a proxy that cut the answer short."""
+    huge_body_bytes: int = 0
+    """Execute, then stream the answer padded with whitespace to this many bytes, chunked,
+    with no Content-Length: still valid JSON, only far too large."""
+    trickle_seconds: float = 0.0
+    """Execute, then send the answer one byte at a time, this many seconds apart: each read
+    is quick, the whole answer is not."""
 
     def reset(self) -> None:
         """Back to no faults, in place, so references held elsewhere stay live."""
@@ -51,13 +65,19 @@ class Faults:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a probability between 0 and 1, got {value}")
-        for name in ("latency", "retry_after"):
+        for name in ("latency", "retry_after", "trickle_seconds", "huge_body_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError(f"rate_limit must be positive, got {self.rate_limit}")
         if self.alias_cap is not None and self.alias_cap < 1:
             raise ValueError(f"alias_cap must be at least 1, got {self.alias_cap}")
+        if self.redirect_to is not None and not self.redirect_to.strip():
+            raise ValueError("redirect_to must be a URL")
+
+    def reshapes_answers(self) -> bool:
+        """Whether answers are sent other than as the app wrote them."""
+        return self.truncate_body or self.huge_body_bytes > 0 or self.trickle_seconds > 0
 
     def is_failing(self, device_id: str) -> bool:
         return device_id.upper() in {d.upper() for d in self.failing_devices}

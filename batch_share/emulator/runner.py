@@ -158,6 +158,11 @@ def serve(
     p_apply_then_drop: float = 0.0,
     silent_drop_devices: Iterable[str] = (),
     seed_access: Iterable[SeedGrant] = (),
+    redirect_to: str | None = None,
+    html_200: bool = False,
+    truncate_body: bool = False,
+    huge_body_bytes: int = 0,
+    trickle_seconds: float = 0.0,
 ) -> None:
     """Serve on 127.0.0.1:`port` (0 = any free port) until interrupted.
 
@@ -183,6 +188,8 @@ def serve(
     faults.failing_devices = set(failing_devices)
     faults.unregistered_emails = set(unregistered_emails)
     faults.silent_drop_devices = set(silent_drop_devices)
+    faults.redirect_to, faults.html_200, faults.truncate_body = redirect_to, html_200, truncate_body
+    faults.huge_body_bytes, faults.trickle_seconds = huge_body_bytes, trickle_seconds
     faults.validate()
     host = "127.0.0.1"
     sock = _bind(host, port)

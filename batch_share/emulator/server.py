@@ -1,9 +1,10 @@
 """The emulator itself: state, faults and counters behind a Starlette app.
 
-A request meets, in order: the counters, latency, a dropped connection, the rate limit,
-503 and 429 faults, signature checking (401), request checks (400: bad JSON, unparsable or
-invalid GraphQL, more root fields than `alias_cap`), then execution, after which
-`p_apply_then_drop` may still drop the connection. GraphQL errors of single fields go out
+A request meets, in order: the counters, latency, a dropped connection, a redirect or an
+HTML page, the rate limit, 503 and 429 faults, signature checking (401), request checks
+(400: bad JSON, unparsable or invalid GraphQL, more root fields than `alias_cap`), then
+execution, after which `p_apply_then_drop` may still drop the connection and the answer
+may be truncated, padded huge or trickled out. GraphQL errors of single fields go out
 as HTTP 200 with `data.<alias> = null` and an `errors` entry whose `path` is the alias.
 """
 
@@ -23,7 +24,7 @@ from graphql import DocumentNode, GraphQLError, parse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +42,11 @@ from batch_share.emulator.schema import (
 from batch_share.emulator.state import SeedGrant, ShareState
 
 GRAPHQL_PATH = "/graphql/v1"
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+    "<body><h1>Please sign in</h1><p>Accept the terms to continue.</p></body></html>"
+)
+_HUGE_CHUNK = 64 * 1024
 _RECORD = "batch_share.emulator.record"  # scope key: the middleware's record, for the endpoint
 
 
@@ -254,10 +260,16 @@ class _FaultsAndCounters:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        if faults.reshapes_answers():
+            send = _reshaping(send, receive, faults)
         await self.app(scope, receive, send)
 
     def _early_refusal(self) -> Response | None:
         emulator, faults = self.emulator, self.emulator.faults
+        if faults.redirect_to is not None:
+            return RedirectResponse(faults.redirect_to, status_code=307)
+        if faults.html_200:
+            return HTMLResponse(HTML_PAGE, status_code=200)
         wait = emulator.rate_limit_wait()
         if wait > 0:
             retry_after = retry_after_header(wait, whole_seconds=True)
@@ -268,6 +280,63 @@ class _FaultsAndCounters:
             retry_after = retry_after_header(faults.retry_after, whole_seconds=False)
             return _message("too many requests", 429, {"Retry-After": retry_after})
         return None
+
+
+def _reshaping(send: Send, receive: Receive, faults: Faults) -> Send:
+    """A `send` that lets the app answer in full, then puts its answer on the wire as the
+    faults say: cut in half, padded past any sane size, or one byte at a time.
+
+    Padding and trickling stop as soon as the client hangs up (uvicorn's `send` would
+    silently drop the rest), so a test that gave up does not keep the server busy.
+    """
+    start: Message | None = None
+
+    async def reshaped(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        body = bytes(message.get("body", b""))
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        if faults.truncate_body:
+            body = body[: len(body) // 2]
+        total = max(len(body), faults.huge_body_bytes)
+        if faults.huge_body_bytes <= 0:  # a huge answer goes chunked, its size unannounced
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        hung_up = asyncio.ensure_future(_client_gone(receive))
+        try:
+            await _send_slowly(send, body, total, faults.trickle_seconds, hung_up)
+        finally:
+            hung_up.cancel()
+
+    return reshaped
+
+
+async def _client_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_slowly(
+    send: Send, body: bytes, total: int, pause: float, hung_up: asyncio.Future[None]
+) -> None:
+    """`body`, then whitespace up to `total` bytes (JSON allows it after the value), in
+    one-byte pieces `pause` seconds apart when trickling, else in large chunks."""
+    size = 1 if pause > 0 else _HUGE_CHUNK
+    sent = 0
+    while sent < total and not hung_up.done():
+        piece = body[sent : sent + size]
+        piece += b" " * (min(size, total - sent) - len(piece))
+        sent += len(piece)
+        await send({"type": "http.response.body", "body": piece, "more_body": sent < total})
+        if pause > 0 and sent < total:
+            await asyncio.sleep(pause)
+    if sent < total or not total:  # nothing to send, or the client hung up: end it anyway
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _checked_document(

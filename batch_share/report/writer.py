@@ -72,12 +72,7 @@ class ReportSummary:
 
 def check_report_path(path: Path) -> None:
     """Refuse a report path that cannot be written, before anything is sent."""
-    if path.suffix.lower() not in REPORT_EXTENSIONS:
-        accepted = ", ".join(REPORT_EXTENSIONS)
-        raise UsageError(
-            f"report {path}: unknown format {path.suffix or '(no extension)'!r}; "
-            f"the extension must be one of {accepted}"
-        )
+    _check_format(path)
     parent = path.parent
     if not parent.is_dir():
         raise UsageError(f"report {path}: directory {parent} does not exist")
@@ -98,11 +93,23 @@ def write_report(
     Each row holds `len(REPORT_COLUMNS) + len(extra_columns)` cells in header order, with
     `row` and `attempts` as ints. `rows` is consumed once, as it is written.
     """
-    check_report_path(path)
+    # Only the format: the directory was checked before sending (`check_report_path`), and
+    # if it has gone or turned read-only since, that is an OSError from the write itself
+    # (the caller's "could not write the report"), not a usage error after the fact.
+    _check_format(path)
     header = (*REPORT_COLUMNS, *extra_columns)
     write = _WRITERS[path.suffix.lower()]
     _replace_atomically(path, lambda out: write(out, header, rows, summary))
     return path
+
+
+def _check_format(path: Path) -> None:
+    if path.suffix.lower() not in REPORT_EXTENSIONS:
+        accepted = ", ".join(REPORT_EXTENSIONS)
+        raise UsageError(
+            f"report {path}: unknown format {path.suffix or '(no extension)'!r}; "
+            f"the extension must be one of {accepted}"
+        )
 
 
 def default_report_path(sheet_path: Path, now: datetime) -> Path:

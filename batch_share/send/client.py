@@ -6,10 +6,12 @@ Retries, pacing and splitting live in the executor; this module makes exactly on
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import json
 import re
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from batch_share.errors import (
     RequestRejectedError,
     RequestTimeoutError,
     ServerError,
+    TLSError,
     TransportError,
 )
 from batch_share.models import Mutation
@@ -61,6 +64,26 @@ query DeviceAccess($ids: [String!]!) {
 }"""
 
 _EXCERPT_CHARS = 200
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""The most body bytes read from one answer; past it the answer is refused unread.
+
+A `share` answer is a few hundred bytes. The largest answer batch-share asks for is the
+read-back `login { device(id: [100 ids]) { access ... services { access ... } } }`: at
+about 60 bytes per (user, device or service) pair, 100 devices with 10 services and a
+couple of hundred users each come to ~13 MB of JSON only at the far end, so 16 MiB lets
+every real account through while a runaway or hostile server costs at most this much
+memory per request in flight (and the JSON parse of it), not whatever it chooses to send.
+"""
+
+REQUEST_DEADLINE_SECONDS = 120.0
+"""The longest one request may take from start to last byte, whatever the server does.
+
+httpx's timeout bounds each read, so a server that sends one byte every few seconds never
+trips it. This total deadline does. A real answer takes well under a second; 120 s still
+fits a `MAX_RESPONSE_BYTES` answer on a ~1.2 Mbit/s link. A `timeout` longer than this
+(a very slow network) raises the deadline with it, so one never undercuts the other.
+"""
 _DELTA_SECONDS = re.compile(r"-?\d+(\.\d+)?")
 
 
@@ -187,12 +210,18 @@ class ShareClient:
         credentials: Credentials,
         *,
         timeout: float = 30.0,
+        deadline: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         check_api_url(api_url)
         self._url = api_url
         self._where = _display(httpx.URL(api_url))
         self._credentials = credentials
+        self._deadline = (
+            deadline if deadline is not None else max(REQUEST_DEADLINE_SECONDS, timeout)
+        )
+        self._max_bytes = max_response_bytes
         self._http = httpx.AsyncClient(
             auth=SignatureAuth(credentials),
             headers={"User-Agent": f"batch-share/{__version__}", "Accept": "application/json"},
@@ -223,22 +252,57 @@ class ShareClient:
     async def execute(self, document: str, variables: Mapping[str, object]) -> GraphQLResponse:
         """Send one GraphQL document in one POST; raise an `ApiError` for anything that is
         not a GraphQL answer. GraphQL errors in a 200 answer are returned, not raised."""
+        payload: dict[str, object] = {"query": document, "variables": dict(variables)}
         try:
-            response = await self._http.post(
-                self._url, json={"query": document, "variables": dict(variables)}
-            )
+            async with asyncio.timeout(self._deadline):
+                response, body = await self._exchange(payload)
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"POST {self._where}: no complete answer within the {self._deadline:g} s "
+                "deadline for one request"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise RequestTimeoutError(
                 f"POST {self._where}: no answer in time ({type(exc).__name__})"
             ) from exc
         except httpx.TransportError as exc:
+            problem = _tls_problem(exc)
+            if problem is not None:
+                raise TLSError(
+                    f"POST {self._where}: TLS/certificate check failed: {problem}; "
+                    "refusing to talk to a server whose certificate cannot be verified"
+                ) from exc
             raise TransportError(f"POST {self._where}: {_reason(exc)}") from exc
         except httpx.RequestError as exc:
             # e.g. a body that cannot be decoded: the server answered, but not readably.
             raise BadResponseError(f"POST {self._where}: {_reason(exc)}") from exc
         if response.status_code == 200:
-            return self._graphql(response)
-        raise self._status_error(response)
+            return self._graphql(response, body)
+        raise self._status_error(response, body)
+
+    async def _exchange(self, payload: dict[str, object]) -> tuple[httpx.Response, bytes]:
+        """POST and read the answer as a stream, so a body past the cap is refused having
+        cost at most the cap, not loaded whole first."""
+        async with self._http.stream("POST", self._url, json=payload) as response:
+            where = f"POST {self._where} -> HTTP {response.status_code}"
+            limit = _mib(self._max_bytes)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self._max_bytes:
+                raise BadResponseError(
+                    f"{where}: the answer declares {int(declared):,} bytes, more than the "
+                    f"{limit} any answer may have; not read",
+                    status=response.status_code,
+                )
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise BadResponseError(
+                        f"{where}: the answer is larger than the {limit} any answer may have; "
+                        "stopped reading",
+                        status=response.status_code,
+                    )
+        return response, bytes(body)
 
     async def share(self, mutations: Sequence[Mutation]) -> list[FieldResult]:
         """Send all `mutations` as aliased `share` fields of one request.
@@ -272,13 +336,14 @@ class ShareClient:
             raise BadResponseError(f"POST {self._where}: device list is not a list of objects")
         return devices
 
-    def _graphql(self, response: httpx.Response) -> GraphQLResponse:
+    def _graphql(self, response: httpx.Response, body: bytes) -> GraphQLResponse:
         where = f"POST {self._where} -> HTTP {response.status_code}"
         try:
-            payload = response.json()
-        except ValueError:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser's stack, e.g. `[[[[...`.
             raise BadResponseError(
-                f"{where}: the answer is not JSON: {_excerpt(response)}", status=200
+                f"{where}: the answer is not JSON: {_excerpt(response, body)}", status=200
             ) from None
         if not isinstance(payload, dict) or not ("data" in payload or "errors" in payload):
             raise BadResponseError(f"{where}: the answer is not a GraphQL response", status=200)
@@ -290,9 +355,16 @@ class ShareClient:
             raise BadResponseError(f"{where}: GraphQL `errors` is not a list", status=200)
         return GraphQLResponse(data=data, errors=errors)
 
-    def _status_error(self, response: httpx.Response) -> Exception:
+    def _status_error(self, response: httpx.Response, body: bytes) -> Exception:
         status = response.status_code
-        message = f"POST {self._where} -> HTTP {status}: {_excerpt(response)}"
+        if response.is_redirect:
+            return BadResponseError(
+                f"POST {self._where} -> HTTP {status}: refused to follow a redirect to "
+                f"{_location(response)}; requests are signed for the API URL only, so they "
+                "are never re-sent elsewhere (check --api-url)",
+                status=status,
+            )
+        message = f"POST {self._where} -> HTTP {status}: {_excerpt(response, body)}"
         if status in (401, 403):
             credentials = self._credentials
             return AuthRefusedError(
@@ -384,10 +456,41 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _excerpt(response: httpx.Response) -> str:
+def _tls_problem(exc: Exception) -> str | None:
+    """What TLS objected to, when a transport error comes from the handshake, else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the server's certificate is not trusted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"the TLS handshake failed ({cause.reason or cause})"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"
+
+
+def _location(response: httpx.Response) -> str:
+    """Where a redirect pointed, shortened and without user info, for the message."""
+    location = response.headers.get("location", "").strip()
+    if not location:
+        return "(no Location given)"
+    try:
+        shown = _display(response.url.join(location))
+    except (httpx.InvalidURL, ValueError):
+        shown = location
+    return shown if len(shown) <= _EXCERPT_CHARS else shown[:_EXCERPT_CHARS] + "..."
+
+
+def _excerpt(response: httpx.Response, body: bytes) -> str:
     """A short, single-line account of an error answer: the server's own message if it sent
     one in JSON, else the start of the body."""
-    text = _server_message(response) or " ".join(response.text.split()) or response.reason_phrase
+    head = body[: _EXCERPT_CHARS * 4].decode(response.encoding or "utf-8", errors="replace")
+    text = _server_message(body) or " ".join(head.split()) or response.reason_phrase
     authorization = response.request.headers.get("authorization")
     if authorization:  # a server that echoes the request must not put it in our messages
         text = text.replace(authorization, "[redacted]")
@@ -396,10 +499,10 @@ def _excerpt(response: httpx.Response) -> str:
     return text
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(body: bytes) -> str:
     try:
-        payload = json.loads(response.content)
-    except ValueError:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(payload, dict):
         return ""

@@ -56,6 +56,7 @@ from batch_share.errors import (
     RateLimitedError,
     RequestRejectedError,
     RetryableError,
+    TLSError,
 )
 from batch_share.models import (
     PER_REQUEST_DEFAULT,
@@ -404,6 +405,8 @@ class _Run:
             self._rejected(batch, error)
         except BadResponseError as error:
             self._fail_all(batch, "bad-response", str(error))
+        except TLSError as error:
+            self._fail_all(batch, "tls-refused", str(error))
         except RetryError as error:
             self._gave_up(request, error.last_attempt.exception())
         else:

@@ -78,9 +78,18 @@ def intent_key(api_url: str, key_id: str, intent: Intent) -> str:
 
 
 class Journal:
-    """Confirmed intents, one row each; opened per run, closed at its end."""
+    """Confirmed intents, one row each; opened per run, closed at its end.
+
+    Once open, a journal that cannot be written (its directory deleted under the run, its
+    disk full) costs a warning, not the run: the report is the record of what happened, and
+    what the journal misses is only resent by a later `--resume`, which is safe. Aborting
+    instead would leave shares half-applied at 2 a.m. for the sake of a cache.
+    """
 
     def __init__(self, state_dir: Path) -> None:
+        self._dir = state_dir
+        self.lost: str | None = None
+        """Why the journal stopped recording mid-run, once it has; None while it works."""
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(state_dir / DB_NAME, isolation_level=None, timeout=30)
@@ -108,6 +117,32 @@ class Journal:
 
     def record(self, run_id: str, intents: Iterable[str]) -> None:
         """Commit confirmed intents now: one small transaction per API answer."""
+        if self._usable():
+            try:
+                self._record(run_id, intents)
+            except (OSError, sqlite3.Error) as error:
+                self._lose(f"it could not be written ({error})")
+
+    def _usable(self) -> bool:
+        if self.lost is not None:
+            return False
+        # Files deleted under an open SQLite connection still take writes, into nothing a
+        # later run can find: check that the directory is still there before trusting it.
+        if not (self._dir / DB_NAME).is_file():
+            self._lose("the state directory or its database disappeared during the run")
+            return False
+        return True
+
+    def _lose(self, reason: str) -> None:
+        self.lost = reason
+        log.warning(
+            "the journal in %s stopped recording: %s; sending goes on and the report is "
+            "complete, but a later --resume will not know what this run confirmed",
+            self._dir,
+            reason,
+        )
+
+    def _record(self, run_id: str, intents: Iterable[str]) -> None:
         now = time.time()
         # The connection is in autocommit mode, so without an explicit transaction every
         # row would be its own commit: a 50,000-row run spent 1.5 s on that alone.
@@ -125,7 +160,13 @@ class Journal:
     def forget(self, intents: Iterable[str]) -> None:
         """Withdraw confirmations that read-back verification found without effect, so a
         later `--resume` sends them again instead of trusting the API's `true`."""
-        self._db.executemany("DELETE FROM confirmed WHERE intent = ?", ((i,) for i in intents))
+        if self._usable():
+            try:
+                self._db.executemany(
+                    "DELETE FROM confirmed WHERE intent = ?", ((i,) for i in intents)
+                )
+            except (OSError, sqlite3.Error) as error:
+                self._lose(f"it could not be written ({error})")
 
     def confirmed_since(self, intents: Iterable[str], since: float) -> dict[str, str]:
         """Which of `intents` were confirmed at or after `since`, and by which run."""
