@@ -45,6 +45,7 @@ _DOC_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationship
 # ids Excel also treats as dates).
 _DATE_FORMAT_IDS = frozenset((*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)))
 _DURATION_FORMAT_IDS = frozenset((46,))
+_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # noqa: DTZ001 - spreadsheet times are naive
 _EXCEL_1904_EPOCH = datetime(1904, 1, 1)  # noqa: DTZ001
 
@@ -313,7 +314,17 @@ def _rich_text(element: ET.Element) -> str:
     """The text of a string item: its runs, without the phonetic guides (`rPh`) Excel keeps
     for East Asian names, as calamine reads it."""
     phonetic = {id(t) for rph in element.iter(f"{_MAIN}rPh") for t in rph.iter(f"{_MAIN}t")}
-    return "".join(t.text or "" for t in element.iter(f"{_MAIN}t") if id(t) not in phonetic)
+    text = "".join(_run_text(t) for t in element.iter(f"{_MAIN}t") if id(t) not in phonetic)
+    # calamine stops at Excel's own cell limit; cutting here too keeps both readers agreeing.
+    return text[: limits.MAX_CELL_CHARS]
+
+
+def _run_text(run: ET.Element) -> str:
+    """calamine drops a run of nothing but whitespace unless it is marked to be preserved."""
+    text = run.text or ""
+    if not text.strip() and run.get(_XML_SPACE) != "preserve":
+        return ""
+    return text
 
 
 def _date_styles(archive: zipfile.ZipFile, targets: dict[str, str]) -> dict[int, bool]:
@@ -436,9 +447,12 @@ def _excel_time(serial: float, epoch: datetime, *, duration: bool) -> Cell:
     """As python-calamine converts a date-formatted number: a duration as a timedelta, a
     fraction of a day as a time, a whole day as a date, anything else as a datetime."""
     try:
+        # To the millisecond, as calamine does: a day is not a whole number of binary
+        # fractions, so 12:30 is stored as 12:30:00.000001 and would not read back as 12:30.
+        elapsed = timedelta(milliseconds=round(serial * 86_400_000))
         if duration:
-            return timedelta(days=serial)
-        moment = epoch + timedelta(days=serial)
+            return elapsed
+        moment = epoch + elapsed
     except OverflowError:
         return serial
     if 0 <= serial < 1:
