@@ -38,8 +38,8 @@ def stray_cell_workbook(path: Path, value: object = "x", *, formatted: bool = Fa
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.append(["device_id", "email", "action"])
-    for row in ROWS:
-        sheet.append(row)
+    for line in ROWS:
+        sheet.append(line)
     if formatted:
         for row in range(7, limits.MAX_ROWS + 1, 4096):
             sheet.cell(row, 1).font = Font(bold=True)
