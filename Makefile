@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8765
 
-.PHONY: install fmt lint test check bench demo clean
+.PHONY: install fmt lint test check fuzz bench demo clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,15 @@ test:
 
 check: lint test
 
+# The loader's fuzz test, run long: FUZZ_EXAMPLES=20000 make fuzz for a night's worth.
+FUZZ_EXAMPLES ?= 2000
+fuzz:
+	BATCH_SHARE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider tests/test_fuzz_loader.py
+
 bench:
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/run_speed.py
+	$(BIN)/python bench/hostile_sheets.py
 
 demo:
 	$(BIN)/python sample_sheets/demo.py
