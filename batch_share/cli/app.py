@@ -826,5 +826,12 @@ def emulator(
         raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
+from batch_share.cli.export import export  # noqa: E402 - commands in their own modules
+from batch_share.cli.template import template  # noqa: E402
+
+app.command()(export)
+app.command()(template)
+
+
 def main() -> None:
     app()
