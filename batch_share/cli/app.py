@@ -9,8 +9,10 @@ from __future__ import annotations
 import typer
 
 from batch_share.cli.emulator import emulator
+from batch_share.cli.export import export
 from batch_share.cli.plan import plan
 from batch_share.cli.run import run
+from batch_share.cli.template import template
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -20,11 +22,6 @@ app = typer.Typer(
 app.command()(plan)
 app.command()(run)
 app.command()(emulator)
-
-
-from batch_share.cli.export import export  # noqa: E402 - commands in their own modules
-from batch_share.cli.template import template  # noqa: E402
-
 app.command()(export)
 app.command()(template)
 

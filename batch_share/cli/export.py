@@ -7,7 +7,6 @@ is written atomically, so a nightly snapshot is either the new file or the previ
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -16,15 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from batch_share.errors import BatchShareError, ReportError, exit_code_for
-from batch_share.models import ExitCode
+from batch_share.cli.console import Console, fail, interrupted
+from batch_share.cli.options import ApiUrlOpt, JsonOpt, ProfileOpt, QuietOpt, TimeoutOpt
+from batch_share.errors import BatchShareError, ReportError
+from batch_share.models import DEFAULT_API_URL, ExitCode
 
 if TYPE_CHECKING:
     from batch_share.send.account import AccountAccess
     from batch_share.send.auth import Credentials
-
-# The same default as `run`'s --api-url.
-DEFAULT_API_URL = "https://api.remote.it/graphql/v1"
 
 
 def export(
@@ -37,25 +35,18 @@ def export(
         str | None,
         typer.Option("--sheet", help="Worksheet of the --devices sheet (default: the first)."),
     ] = None,
-    api_url: Annotated[
-        str, typer.Option("--api-url", envvar="REMOTEIT_API_URL", help="GraphQL endpoint.")
-    ] = DEFAULT_API_URL,
-    profile: Annotated[
-        str | None, typer.Option("--profile", envvar="R3_PROFILE", help="Credentials profile.")
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for one response.")
-    ] = 30.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = (
-        False
-    ),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    api_url: ApiUrlOpt = DEFAULT_API_URL,
+    profile: ProfileOpt = None,
+    timeout: TimeoutOpt = 30.0,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write who has access to the devices the key owns, one row per share (read-only)."""
     from batch_share.report.roster import check_roster_path, roster_rows, write_roster
     from batch_share.send.auth import load_credentials
     from batch_share.send.client import check_api_url
 
+    console = Console(as_json=as_json, quiet=quiet, verbose=False)
     started = time.monotonic()
     try:
         check_roster_path(out)
@@ -73,11 +64,9 @@ def export(
         except OSError as error:
             raise ReportError(f"could not write {out}: {error.strerror or error}") from None
     except BatchShareError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(int(exit_code_for(error))) from None
+        raise fail(console, error) from None
     except KeyboardInterrupt:
-        typer.echo("error: interrupted; nothing written", err=True)
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        raise interrupted(console) from None
     owned = sum(1 for device in account.devices if device.owner == account.email)
     summary: dict[str, Any] = {
         "command": "export",
@@ -88,10 +77,9 @@ def export(
         "elapsed": round(time.monotonic() - started, 3),
         "exit_code": int(ExitCode.OK),
     }
-    if as_json:
-        typer.echo(json.dumps(summary))
-    elif not quiet:
-        typer.echo(
+    console.data(summary)
+    if not quiet:
+        console.final(
             f"batch-share export: {len(rows)} rows on {owned} devices, "
             f"{account.requests} requests, {summary['elapsed']:.1f}s; wrote {out}"
         )

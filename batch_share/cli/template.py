@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
+from batch_share.cli.options import QuietOpt
 from batch_share.errors import BatchShareError, UsageError, exit_code_for
 
 
 def template(
     out: Annotated[Path, typer.Argument(help="Sheet to write: .xlsx or .csv.")],
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write the columns `run` reads, two example rows and a sheet explaining each column."""
     from batch_share.report.roster import write_template
