@@ -27,6 +27,7 @@ check: lint test
 bench:
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/run_speed.py
+	$(BIN)/python bench/export_speed.py
 
 demo:
 	$(BIN)/python sample_sheets/demo.py
