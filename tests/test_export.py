@@ -27,12 +27,12 @@ from batch_share.emulator import (
     service_id,
     shared_device_id,
 )
-from batch_share.models import Action, Mutation, ServiceChange
+from batch_share.emulator.fleet import device_name
+from batch_share.models import Action, DeviceAccess, Mutation, ServiceChange
 from batch_share.pipeline import plan_sheet
 from batch_share.report.roster import TEMPLATE_ROWS, roster_rows
 from batch_share.send.account import (
     AccountAccess,
-    DeviceAccess,
     DeviceInfo,
     ServiceInfo,
     list_devices,
@@ -94,14 +94,14 @@ def shared(emulator: ServerHandle) -> ServerHandle:
     return emulator
 
 
-EXPECTED = [
-    [device_id(1), "device-0001", "", "", "ann@example.com", "false"],
-    [device_id(1), "device-0001", "", "", "bob@example.com", "true"],
-    [device_id(2), "device-0002", "", "", "dave@example.com", "false"],
-    [device_id(2), "device-0002", service_id(2, 2), "http", "carol@example.com", "false"],
-    [device_id(2), "device-0002", service_id(2, 1), "ssh", "carol@example.com", "false"],
-    [device_id(3), "device-0003", "", "", "eve@example.com", "true"],
-]
+ANN = [device_id(1), device_name(1), "", "", "ann@example.com", "false"]
+BOB = [device_id(1), device_name(1), "", "", "bob@example.com", "true"]
+DAVE = [device_id(2), device_name(2), "", "", "dave@example.com", "false"]
+CAROL_HTTP = [device_id(2), device_name(2), service_id(2, 2), "http", "carol@example.com", "false"]
+CAROL_SSH = [device_id(2), device_name(2), service_id(2, 1), "ssh", "carol@example.com", "false"]
+EVE = [device_id(3), device_name(3), "", "", "eve@example.com", "true"]
+# By device name: "device-0003" < "Front Desk PC" < "Lobby Camera", whatever the case.
+EXPECTED = [EVE, DAVE, CAROL_HTTP, CAROL_SSH, ANN, BOB]
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_list_devices_pages_names_and_owners(emulator: ServerHandle) -> None:
     first = next(device for device in devices if device.id == device_id(1))
     assert first == DeviceInfo(
         device_id(1),
-        "device-0001",
+        device_name(1),
         ACCOUNT_EMAIL,
         (
             ServiceInfo(service_id(1, 1), "ssh"),
@@ -246,7 +246,7 @@ def test_export_devices_limits_it_to_the_devices_a_sheet_names(
     result = invoke("export", out, "--devices", sheet, "--json")
 
     assert result.exit_code == 0, result.output
-    assert csv_rows(out) == [HEADER, EXPECTED[0], EXPECTED[1], EXPECTED[5]]
+    assert csv_rows(out) == [HEADER, EVE, ANN, BOB]
     assert json.loads(result.stdout)["requests"] == 1
 
 
@@ -372,10 +372,7 @@ def test_template_does_not_overwrite_a_sheet_unless_forced(invoke: Invoke, tmp_p
 
 # --- the round trip with sync (SPEC: Export and template) ---------------------------------
 
-needs_sync = pytest.mark.skip(reason="needs sync")
 
-
-@needs_sync
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_sync_of_an_unedited_export_sends_nothing(
     shared: ServerHandle, invoke: Invoke, tmp_path: Path, suffix: str
@@ -410,14 +407,13 @@ def _edit(path: Path, change: Callable[[list[list[str]]], None]) -> None:
     workbook.save(path)
 
 
-@needs_sync
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_deleting_a_row_then_syncing_removes_exactly_that_access(
     shared: ServerHandle, invoke: Invoke, tmp_path: Path, suffix: str
 ) -> None:
     out = tmp_path / f"access{suffix}"
     assert invoke("export", out).exit_code == 0
-    _edit(out, lambda rows: rows.remove(EXPECTED[4]))  # carol's ssh on device 2
+    _edit(out, lambda rows: rows.remove(CAROL_SSH))  # carol's ssh on device 2
 
     result = invoke("sync", out, "--report", tmp_path / "report.csv")
 
@@ -438,7 +434,6 @@ def test_deleting_a_row_then_syncing_removes_exactly_that_access(
     ]
 
 
-@needs_sync
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_changing_scripting_then_syncing_changes_exactly_that_share(
     shared: ServerHandle, invoke: Invoke, tmp_path: Path, suffix: str
@@ -447,7 +442,7 @@ def test_changing_scripting_then_syncing_changes_exactly_that_share(
     assert invoke("export", out).exit_code == 0
 
     def flip(rows: list[list[str]]) -> None:
-        rows[rows.index(EXPECTED[0])][5] = "true"  # ann on device 1
+        rows[rows.index(ANN)][5] = "true"  # ann on device 1
 
     _edit(out, flip)
 

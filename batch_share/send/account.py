@@ -1,27 +1,19 @@
-"""Reading the account with read-only queries: which devices the key can see, what they and
-their services are called, and who can reach them.
+"""Reading the account: its devices (for names and `--scope account`) and who has access to
+them today (for `sync`, `export` and `--verify`). Read-only queries, batched.
 
-Three readers, each paying for no more than it needs:
-
-- `list_devices` pages `login { devices }` for IDs and names only (name resolution), 1,000
-  devices per request, the most the API gives in one page.
-- `read_access` asks `login { device(id: [...]) }` for the access lists of devices already
-  known by ID (`--verify`, sync), `READ_BATCH` IDs per request.
-- `read_account` pages `login { devices }` with the access lists in the same selection, so a
-  whole-account export costs one request per 1,000 devices instead of one per 100, and asks
-  for `login { email }` in that same request instead of a separate `whoami`. With a list of
-  IDs (`export --devices`) it falls back to `device(id:)` batches, as `read_access` does.
-
-Everything goes through `ShareClient.execute`, one POST per call; a throttled or failing
-read is retried here, since a read has no side effect to double.
+Reads are retried like shares (connection errors, timeouts, 429 with its Retry-After, 5xx):
+a nightly sync that gives up on one flaky read would do nothing at all that night.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
 from batch_share.errors import (
     BadResponseError,
@@ -29,16 +21,18 @@ from batch_share.errors import (
     RequestRejectedError,
     RetryableError,
 )
-from batch_share.send.client import GraphQLResponse, ShareClient
+from batch_share.models import DeviceAccess
+
+if TYPE_CHECKING:
+    from batch_share.send.client import GraphQLResponse
+
+_T = TypeVar("_T")
 
 READ_BATCH = 100  # device ids per `login { device(id: [...]) }` query
-PAGE_SIZE = 1000  # the API's largest `devices(size:)`
-READ_RETRIES = 4
-_BACKOFF_FIRST = 0.5
-_BACKOFF_MOST = 30.0
+PAGE_SIZE = 1000  # the API's largest `login { devices(size:) }` page
 
-DEVICES_QUERY = """\
-query Devices($from: Int, $size: Int) {
+DEVICES_PAGE_QUERY = """\
+query DevicesPage($from: Int, $size: Int) {
   login {
     devices(from: $from, size: $size) {
       items { id name owner { email } services { id name } }
@@ -47,6 +41,152 @@ query Devices($from: Int, $size: Int) {
     }
   }
 }"""
+
+
+class GraphQLReader(Protocol):
+    async def execute(self, document: str, variables: Mapping[str, object]) -> GraphQLResponse: ...
+
+
+class AccessReader(Protocol):
+    async def device_access(self, device_ids: Sequence[str]) -> list[dict[str, object]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    id: str
+    name: str
+    owner: str  # owner email, case-folded ("" if the API gives none)
+    services: tuple[ServiceInfo, ...]
+
+
+async def list_devices(
+    client: GraphQLReader, *, page_size: int = PAGE_SIZE, retries: int = 4
+) -> list[DeviceInfo]:
+    """Every device the key can see, owned or shared with it, one page at a time."""
+    devices: list[DeviceInfo] = []
+    start = 0
+    while True:
+        items, has_more = await _retrying(retries, _devices_page, client, start, page_size)
+        devices.extend(items)
+        if not has_more or not items:
+            return devices
+        start += len(items)
+
+
+async def _devices_page(
+    client: GraphQLReader, start: int, size: int
+) -> tuple[list[DeviceInfo], bool]:
+    response = await client.execute(DEVICES_PAGE_QUERY, {"from": start, "size": size})
+    if response.errors:
+        messages = "; ".join(error.message for error in response.errors)
+        raise RequestRejectedError(f"device list query failed: {messages}", status=200)
+    data = response.data
+    login = data.get("login") if isinstance(data, dict) else None
+    page = login.get("devices") if isinstance(login, dict) else None
+    if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+        raise BadResponseError("device list query: the answer has no devices page")
+    return [_device_info(item) for item in page["items"]], bool(page.get("hasMore"))
+
+
+def _device_info(item: object) -> DeviceInfo:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise BadResponseError("device list query: a device without an id")
+    owner = item.get("owner")
+    email = owner.get("email") if isinstance(owner, dict) else None
+    services = item.get("services")
+    return DeviceInfo(
+        id=item["id"],
+        name=str(item.get("name") or ""),
+        owner=email.casefold() if isinstance(email, str) else "",
+        services=tuple(
+            ServiceInfo(str(s["id"]), str(s.get("name") or ""))
+            for s in (services if isinstance(services, list) else [])
+            if isinstance(s, dict) and isinstance(s.get("id"), str)
+        ),
+    )
+
+
+async def read_access(
+    reader: AccessReader,
+    device_ids: Iterable[str],
+    *,
+    concurrency: int = 4,
+    retries: int = 4,
+) -> dict[str, DeviceAccess]:
+    """Today's access of each device the key can see among `device_ids`, `READ_BATCH` ids
+    per request, `concurrency` requests at a time. Devices it cannot see are absent."""
+    wanted = sorted(set(device_ids))
+    batches = [wanted[start : start + READ_BATCH] for start in range(0, len(wanted), READ_BATCH)]
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def read(batch: list[str]) -> list[dict[str, object]]:
+        async with gate:
+            return await _retrying(retries, reader.device_access, batch)
+
+    access: dict[str, DeviceAccess] = {}
+    for found in await asyncio.gather(*(read(batch) for batch in batches)):
+        for device in found:
+            access[str(device.get("id"))] = parse_access(device)
+    return access
+
+
+async def _retrying(retries: int, call: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=_backoff_or_retry_after,
+        retry=retry_if_exception_type(RetryableError),
+        reraise=True,
+    ):
+        with attempt:
+            return await call(*args)
+    raise AssertionError("tenacity neither returned nor raised")  # pragma: no cover
+
+
+_BACKOFF = wait_random_exponential(multiplier=0.5, max=30)
+
+
+def _backoff_or_retry_after(state: RetryCallState) -> float:
+    """Exponential backoff with jitter, but never sooner than the server's Retry-After."""
+    wait = _BACKOFF(state)
+    error = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(error, RateLimitedError) and error.retry_after is not None:
+        return max(wait, error.retry_after)
+    return wait
+
+
+def _emails(entries: object) -> dict[str, bool]:
+    found: dict[str, bool] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        email = user.get("email") if isinstance(user, dict) else None
+        if isinstance(email, str):
+            found[email.casefold()] = bool(entry.get("scripting"))
+    return found
+
+
+def parse_access(device: Mapping[str, object]) -> DeviceAccess:
+    services = device.get("services")
+    return DeviceAccess(
+        device=_emails(device.get("access")),
+        services={
+            str(service.get("id")): frozenset(_emails(service.get("access")))
+            for service in (services if isinstance(services, list) else [])
+            if isinstance(service, dict)
+        },
+    )
+
+
+# --- the whole account with its access, for `export` --------------------------------------
+# `login { devices }` selects access lists too, so a whole-account export costs one request
+# per 1,000 devices instead of one per 100, and `login { email }` rides in the same request
+# instead of a separate `whoami`. With a list of IDs (`export --devices`) it reads
+# `device(id:)` in `READ_BATCH`es instead, as `read_access` does.
 
 # Service access carries no scripting here: `DeviceAccess` keeps only who can reach a
 # service, and on a full page those lists are most of the answer (server time is per field).
@@ -75,27 +215,8 @@ query AccountDevices($ids: [String!]!) {{
   }}
 }}"""
 
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    id: str
-    name: str
-    owner: str  # owner email, case-folded ("" if the API gives none)
-    services: tuple[ServiceInfo, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceAccess:
-    """Who can reach a device (email key -> scripting) and each of its services."""
-
-    device: dict[str, bool] = field(default_factory=dict)
-    services: dict[str, frozenset[str]] = field(default_factory=dict)
+ReadProgress = Callable[[int, "int | None"], None]
+"""Called after each request with the devices read so far and the total, once known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,127 +230,74 @@ class AccountAccess:
     requests: int
 
 
-class AccessReader(Protocol):
-    async def device_access(self, device_ids: Sequence[str]) -> list[dict[str, object]]: ...
-
-
-ReadProgress = Callable[[int, int | None], None]
-"""Called after each request with the devices read so far and the total, once known."""
-
-
-async def list_devices(client: ShareClient, *, page_size: int = PAGE_SIZE) -> list[DeviceInfo]:
-    """Every device the key can see (its own and those shared with it), with its services'
-    names, ordered as the API pages them (by name)."""
-    devices: list[DeviceInfo] = []
-    reader = _Counter(client, asyncio.sleep)
-    async for login in _pages(reader, DEVICES_QUERY, page_size, lambda _done, _total: None):
-        devices.extend(_device_info(item) for item in _items(login))
-    return devices
-
-
-async def read_access(reader: AccessReader, device_ids: Iterable[str]) -> dict[str, DeviceAccess]:
-    wanted = sorted(set(device_ids))
-    access: dict[str, DeviceAccess] = {}
-    for start in range(0, len(wanted), READ_BATCH):
-        for device in await reader.device_access(wanted[start : start + READ_BATCH]):
-            access[str(device.get("id"))] = _parse_access(device)
-    return access
-
-
 async def read_account(
-    client: ShareClient,
+    client: GraphQLReader,
     *,
     device_ids: Iterable[str] | None = None,
     page_size: int = PAGE_SIZE,
+    retries: int = 4,
     on_progress: ReadProgress | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AccountAccess:
     """The devices the key can see and who can reach them: all of them, or only those among
     `device_ids` (unknown or invisible IDs are simply absent)."""
-    counter = _Counter(client, sleep)
+    if not 1 <= page_size <= PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
+    counted = _CountingReader(client)
     progress = on_progress or (lambda _done, _total: None)
     devices: list[DeviceInfo] = []
     access: dict[str, DeviceAccess] = {}
     email = ""
 
-    def take(items: list[dict[str, object]]) -> None:
+    def take(items: list[Any]) -> None:
         for item in items:
             info = _device_info(item)
             devices.append(info)
-            access[info.id] = _parse_access(item)
+            access[info.id] = parse_access(item)
 
     if device_ids is None:
-        async for login in _pages(counter, ACCOUNT_PAGE_QUERY, page_size, progress):
+        start = 0
+        while True:
+            variables: dict[str, object] = {"from": start, "size": page_size}
+            login = _login(await _retrying(retries, counted.execute, ACCOUNT_PAGE_QUERY, variables))
             email = _email(login)
-            take(_items(login))
+            page = login.get("devices")
+            items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(page, dict) or not isinstance(items, list):
+                raise BadResponseError("account query: the answer has no devices page")
+            take(items)
+            start += len(items)
+            total = page.get("total")
+            progress(start, total if isinstance(total, int) else None)
+            # An empty page ends it too: a server that keeps saying hasMore must not loop.
+            if not items or page.get("hasMore") is not True:
+                break
     else:
         wanted = sorted(set(device_ids))
         progress(0, len(wanted))
-        for start in range(0, len(wanted), READ_BATCH):
+        # An empty batch still says whose key this is, and that the key works.
+        for start in range(0, max(len(wanted), 1), READ_BATCH):
             batch = wanted[start : start + READ_BATCH]
-            login = _login(await counter.execute(ACCOUNT_IDS_QUERY, {"ids": batch}))
+            variables = {"ids": batch}
+            login = _login(await _retrying(retries, counted.execute, ACCOUNT_IDS_QUERY, variables))
             email = _email(login)
-            take(_objects(login.get("device") or [], "device"))
+            found = login.get("device") or []
+            if not isinstance(found, list):
+                raise BadResponseError("account query: the device list is not a list")
+            take(found)
             progress(start + len(batch), len(wanted))
-        if not wanted:  # still say whose key this is
-            email = _email(_login(await counter.execute(ACCOUNT_IDS_QUERY, {"ids": []})))
-    return AccountAccess(email, tuple(devices), access, counter.requests)
+    return AccountAccess(email, tuple(devices), access, counted.requests)
 
 
-# --- paging and retrying ----------------------------------------------------------------
+class _CountingReader:
+    """Counts every request, retries included, for the export's `requests`."""
 
-
-class _Executor(Protocol):
-    async def execute(self, document: str, variables: Mapping[str, object]) -> GraphQLResponse: ...
-
-
-class _Counter:
-    """Counts requests and retries a read the server asked to be patient with."""
-
-    def __init__(self, client: _Executor, sleep: Callable[[float], Awaitable[None]]) -> None:
+    def __init__(self, client: GraphQLReader) -> None:
         self._client = client
-        self._sleep = sleep
         self.requests = 0
 
     async def execute(self, document: str, variables: Mapping[str, object]) -> GraphQLResponse:
-        for attempt in range(READ_RETRIES + 1):
-            self.requests += 1
-            try:
-                return await self._client.execute(document, variables)
-            except RetryableError as error:
-                if attempt == READ_RETRIES:
-                    raise
-                wait = error.retry_after if isinstance(error, RateLimitedError) else None
-                await self._sleep(wait or min(_BACKOFF_MOST, _BACKOFF_FIRST * 2**attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _pages(
-    client: _Executor, document: str, page_size: int, progress: ReadProgress
-) -> AsyncIterator[dict[str, object]]:
-    """`login` objects of successive `devices(from:, size:)` pages until `hasMore` is false.
-
-    Stops on an empty page as well, so a server that keeps saying `hasMore` cannot keep a
-    reader going forever.
-    """
-    if not 1 <= page_size <= PAGE_SIZE:
-        raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
-    start = 0
-    while True:
-        login = _login(await client.execute(document, {"from": start, "size": page_size}))
-        page = login.get("devices")
-        if not isinstance(page, dict):
-            raise BadResponseError("devices query: the answer has no device page", status=200)
-        items = _items(login)
-        start += len(items)
-        total = page.get("total")
-        progress(start, total if isinstance(total, int) else None)
-        yield login
-        if not items or page.get("hasMore") is not True:
-            return
-
-
-# --- parsing ----------------------------------------------------------------------------
+        self.requests += 1
+        return await self._client.execute(document, variables)
 
 
 def _login(response: GraphQLResponse) -> dict[str, object]:
@@ -242,60 +310,8 @@ def _login(response: GraphQLResponse) -> dict[str, object]:
     return login
 
 
-def _objects(value: object, what: str) -> list[dict[str, object]]:
-    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-        raise BadResponseError(f"account query: {what} is not a list of objects", status=200)
-    return value
-
-
-def _items(login: Mapping[str, object]) -> list[dict[str, object]]:
-    page = login.get("devices")
-    return _objects(page.get("items") if isinstance(page, dict) else None, "devices.items")
-
-
 def _email(login: Mapping[str, object]) -> str:
     email = login.get("email")
     if not isinstance(email, str):
         raise BadResponseError("account query: the login has no email", status=200)
     return email.casefold()
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _device_info(item: Mapping[str, object]) -> DeviceInfo:
-    owner = item.get("owner")
-    services = item.get("services")
-    return DeviceInfo(
-        id=_text(item.get("id")),
-        name=_text(item.get("name")),
-        owner=_text(owner.get("email")).casefold() if isinstance(owner, dict) else "",
-        services=tuple(
-            ServiceInfo(_text(service.get("id")), _text(service.get("name")))
-            for service in (services if isinstance(services, list) else [])
-            if isinstance(service, dict)
-        ),
-    )
-
-
-def _emails(entries: object) -> dict[str, bool]:
-    found: dict[str, bool] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        user = entry.get("user") if isinstance(entry, dict) else None
-        email = user.get("email") if isinstance(user, dict) else None
-        if isinstance(email, str):
-            found[email.casefold()] = bool(entry.get("scripting"))
-    return found
-
-
-def _parse_access(device: Mapping[str, object]) -> DeviceAccess:
-    services = device.get("services")
-    return DeviceAccess(
-        device=_emails(device.get("access")),
-        services={
-            str(service.get("id")): frozenset(_emails(service.get("access")))
-            for service in (services if isinstance(services, list) else [])
-            if isinstance(service, dict)
-        },
-    )

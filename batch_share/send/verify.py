@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from batch_share.models import Action, Intent, Outcome, Status
+from batch_share.models import Action, DeviceAccess, Intent, Outcome, Status
+from batch_share.send.account import read_access
 
-# Reading lives with the other account readers; these names stay importable from here.
-from batch_share.send.account import READ_BATCH, AccessReader, DeviceAccess, read_access
-
-__all__ = ["READ_BATCH", "AccessReader", "DeviceAccess", "check", "not_applied", "read_access"]
+__all__ = ["check", "not_applied", "read_access"]
 
 
 def check(intent: Intent, access: DeviceAccess | None) -> str | None:
