@@ -33,6 +33,7 @@ bench:
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/run_speed.py
 	$(BIN)/python bench/hostile_sheets.py
+	$(BIN)/python bench/export_speed.py
 
 demo:
 	$(BIN)/python sample_sheets/demo.py

@@ -9,9 +9,11 @@ from __future__ import annotations
 import typer
 
 from batch_share.cli.emulator import emulator
+from batch_share.cli.export import export
 from batch_share.cli.plan import plan
 from batch_share.cli.run import run
 from batch_share.cli.sync import sync
+from batch_share.cli.template import template
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +24,8 @@ app.command()(plan)
 app.command()(run)
 app.command()(sync)
 app.command()(emulator)
+app.command()(export)
+app.command()(template)
 
 
 def main() -> None:

@@ -70,16 +70,18 @@ class ReportSummary:
     fields: Sequence[tuple[str, str]]
 
 
-def check_report_path(path: Path) -> None:
-    """Refuse a report path that cannot be written, before anything is sent."""
-    _check_format(path)
+def check_report_path(
+    path: Path, what: str = "report", extensions: Sequence[str] = REPORT_EXTENSIONS
+) -> None:
+    """Refuse a report (or other output) path that cannot be written, before any work."""
+    _check_format(path, what, extensions)
     parent = path.parent
     if not parent.is_dir():
-        raise UsageError(f"report {path}: directory {parent} does not exist")
+        raise UsageError(f"{what} {path}: directory {parent} does not exist")
     if path.is_dir():
-        raise UsageError(f"report {path}: is a directory")
+        raise UsageError(f"{what} {path}: is a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"report {path}: directory {parent} is not writable")
+        raise UsageError(f"{what} {path}: directory {parent} is not writable")
 
 
 def write_report(
@@ -99,15 +101,17 @@ def write_report(
     _check_format(path)
     header = (*REPORT_COLUMNS, *extra_columns)
     write = _WRITERS[path.suffix.lower()]
-    _replace_atomically(path, lambda out: write(out, header, rows, summary))
+    replace_atomically(path, lambda out: write(out, header, rows, summary))
     return path
 
 
-def _check_format(path: Path) -> None:
-    if path.suffix.lower() not in REPORT_EXTENSIONS:
-        accepted = ", ".join(REPORT_EXTENSIONS)
+def _check_format(
+    path: Path, what: str = "report", extensions: Sequence[str] = REPORT_EXTENSIONS
+) -> None:
+    if path.suffix.lower() not in extensions:
+        accepted = ", ".join(extensions)
         raise UsageError(
-            f"report {path}: unknown format {path.suffix or '(no extension)'!r}; "
+            f"{what} {path}: unknown format {path.suffix or '(no extension)'!r}; "
             f"the extension must be one of {accepted}"
         )
 
@@ -129,7 +133,8 @@ def sha256_file(path: Path) -> str:
 # --- atomic replacement ---------------------------------------------------------------
 
 
-def _replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Put what `write` writes at `path`, whole or not at all (see the module docstring)."""
     # BaseException on purpose: Ctrl-C mid-write must not leave the temp file behind.
     temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, kept on success
         mode="wb", delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
@@ -202,6 +207,11 @@ def _write_csv(
     rows: Iterable[Sequence[Cell]],
     _summary: ReportSummary,
 ) -> None:
+    write_csv_table(out, header, rows)
+
+
+def write_csv_table(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
+    """A header and rows as a spreadsheet-safe CSV: BOM, neutralised formulas, checked widths."""
     with _text_stream(out, "utf-8-sig", newline="") as text:
         writer = csv.writer(text)
         writer.writerow([neutralise(name) for name in header])
@@ -224,6 +234,13 @@ def _write_jsonl(
     rows: Iterable[Sequence[Cell]],
     _summary: ReportSummary,
 ) -> None:
+    write_jsonl_table(out, header, rows)
+
+
+def write_jsonl_table(
+    out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[Cell]]
+) -> None:
+    """One JSON object per row, keyed by the header; values exactly as given."""
     keys = _unique_keys(header)
     encode = json.JSONEncoder(ensure_ascii=False).encode
     with _text_stream(out, "utf-8", newline="\n") as text:

@@ -69,13 +69,13 @@ def write_xlsx(
         _fill_summary_sheet(summary_sheet, summary)
     except BaseException:
         for sheet in (report_sheet, summary_sheet):
-            _discard_sheet(sheet)
+            discard_sheet(sheet)
         raise
     workbook.active = summary_sheet  # opens on Summary; Report stays first (see top)
     workbook.save(out)
 
 
-def _discard_sheet(sheet: Any) -> None:
+def discard_sheet(sheet: Any) -> None:
     """Abandon a half-streamed write-only sheet tidily.
 
     openpyxl streams each sheet into its own temp file through a generator; left to the
@@ -91,7 +91,7 @@ def _discard_sheet(sheet: Any) -> None:
         writer.cleanup()
 
 
-def _xlsx_text(text: str) -> str:
+def xlsx_text(text: str) -> str:
     """Text an XLSX cell can hold, stored as text: control characters that XML forbids
     become U+FFFD, overlong text is cut to Excel's limit, and formulas are neutralised
     (openpyxl would otherwise store a string starting with `=` as a formula)."""
@@ -102,10 +102,10 @@ def _xlsx_text(text: str) -> str:
 
 
 def _xlsx_value(cell: Cell) -> Cell:
-    return _xlsx_text(cell) if isinstance(cell, str) else cell
+    return xlsx_text(cell) if isinstance(cell, str) else cell
 
 
-def _bold_cell(sheet: Any, value: Cell) -> Any:
+def bold_cell(sheet: Any, value: Cell) -> Any:
     cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
     cell.font = Font(bold=True)
     return cell
@@ -125,7 +125,7 @@ def _fill_report_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequenc
     for index, name in enumerate(header, 1):
         width = _COLUMN_WIDTHS.get(name, min(max(len(name) + 2, 12), 40))
         sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.append([_bold_cell(sheet, name) for name in header])
+    sheet.append([bold_cell(sheet, name) for name in header])
     # openpyxl writes an appended cell object before taking the next row, so one styled
     # cell per status can be reused for every line instead of styling a million cells.
     status_cells = {status: _status_cell(sheet, status) for status in _STATUS_COLOURS}
@@ -149,13 +149,13 @@ def _fill_summary_sheet(sheet: Any, summary: ReportSummary) -> None:
     sheet.sheet_view.tabSelected = True
     sheet.column_dimensions["A"].width = 24
     sheet.column_dimensions["B"].width = 64
-    sheet.append([_bold_cell(sheet, "status"), _bold_cell(sheet, "lines")])
+    sheet.append([bold_cell(sheet, "status"), bold_cell(sheet, "lines")])
     # Every status is listed, zeros included, so "failed 0" is stated rather than implied.
     statuses = [*_STATUS_COLOURS, *(s for s in summary.counts if s not in _STATUS_COLOURS)]
     for status in statuses:
-        label = _status_cell(sheet, status) if status in _STATUS_COLOURS else _xlsx_text(status)
+        label = _status_cell(sheet, status) if status in _STATUS_COLOURS else xlsx_text(status)
         sheet.append([label, summary.counts.get(status, 0)])
-    sheet.append([_bold_cell(sheet, "total"), _bold_cell(sheet, sum(summary.counts.values()))])
+    sheet.append([bold_cell(sheet, "total"), bold_cell(sheet, sum(summary.counts.values()))])
     sheet.append([])
     for key, value in summary.fields:
-        sheet.append([_xlsx_text(key), _xlsx_text(value)])
+        sheet.append([xlsx_text(key), xlsx_text(value)])

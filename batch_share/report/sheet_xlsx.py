@@ -1,0 +1,112 @@
+"""Workbooks meant to be edited and fed back in (exports, templates), built so a spreadsheet
+cannot mangle them.
+
+- Every column is formatted as Text, the whole column and not only the cells written:
+  Excel applies a column's format to what is typed into it later, so a pasted ID stays
+  `80:00:00:00:01:00:00:01` instead of becoming a number or a time, and a typed `true`
+  stays text instead of becoming a boolean.
+- `action`, `scripting` and `notify` offer a drop-down of the plain accepted values and
+  refuse anything else, so a misspelt value is caught while typing, not at the next run.
+- Bold, frozen, filtered header; a second sheet, `Columns`, says what each column holds.
+  The data sheet stays first, so the loader's default (the first sheet) reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from batch_share.errors import UsageError
+from batch_share.report.roster import COLUMN_NOTES, VALUE_LISTS
+from batch_share.report.writer import checked_rows
+from batch_share.report.xlsx import XLSX_MAX_ROWS, bold_cell, discard_sheet, xlsx_text
+
+TEXT_FORMAT = "@"
+_WIDTHS = {
+    "device_id": 25,
+    "service_id": 25,
+    "device_name": 24,
+    "service_name": 16,
+    "email": 32,
+    "action": 10,
+    "scripting": 10,
+    "notify": 8,
+}
+
+
+def write_sheet_xlsx(
+    out: IO[bytes],
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    sheet_title: str,
+) -> None:
+    # Write-only mode streams rows to disk, so a large account's export fits in memory.
+    workbook = Workbook(write_only=True)
+    data_sheet = workbook.create_sheet(sheet_title)
+    notes_sheet = workbook.create_sheet("Columns")
+    try:
+        _fill_data_sheet(data_sheet, header, rows)
+        _fill_notes_sheet(notes_sheet, header)
+    except BaseException:
+        for sheet in (data_sheet, notes_sheet):
+            discard_sheet(sheet)
+        raise
+    workbook.save(out)
+
+
+def _fill_data_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    # Write-only sheets emit views, column formats and widths with the first row: set first.
+    sheet.sheet_view.tabSelected = True
+    sheet.freeze_panes = "A2"
+    for index, name in enumerate(header, 1):
+        column = sheet.column_dimensions[get_column_letter(index)]
+        column.width = _WIDTHS.get(name, min(max(len(name) + 2, 12), 40))
+        column.number_format = TEXT_FORMAT
+    for index, name in enumerate(header, 1):
+        values = VALUE_LISTS.get(name)
+        if values is None:
+            continue
+        letter = get_column_letter(index)
+        validation = DataValidation(
+            type="list",
+            formula1='"' + ",".join(values) + '"',
+            allow_blank=True,
+            showErrorMessage=True,
+            errorTitle=f"Not a {name} value",
+            error=f"{name} must be one of: {', '.join(values)} (or blank for the default).",
+        )
+        validation.add(f"{letter}2:{letter}{XLSX_MAX_ROWS}")
+        sheet.data_validations.append(validation)
+    sheet.append([bold_cell(sheet, name) for name in header])
+    # openpyxl writes an appended row before taking the next, so one Text-formatted cell
+    # per column is refilled for every row instead of styling each cell anew.
+    cells = [WriteOnlyCell(sheet) for _ in header]
+    for cell in cells:
+        cell.number_format = TEXT_FORMAT
+    count = 0
+    for row in checked_rows(rows, len(header)):
+        count += 1
+        if count >= XLSX_MAX_ROWS:
+            raise UsageError(
+                f"more than {XLSX_MAX_ROWS - 1:,} rows, more than an .xlsx sheet holds; "
+                "write it as .csv"
+            )
+        for cell, value in zip(cells, row, strict=True):
+            cell.value = xlsx_text(str(value))
+        sheet.append(cells)
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{count + 1}"
+
+
+def _fill_notes_sheet(sheet: Any, header: Sequence[str]) -> None:
+    sheet.sheet_view.tabSelected = False
+    sheet.column_dimensions["A"].width = 16
+    sheet.column_dimensions["B"].width = 90
+    sheet.append([bold_cell(sheet, "column"), bold_cell(sheet, "what it holds")])
+    for name in header:
+        sheet.append([xlsx_text(name), xlsx_text(COLUMN_NOTES.get(name, ""))])
