@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from batch_share.cli.serve import serve as serve_command
 from batch_share.errors import BatchShareError, MassRemovalError, ReportError, exit_code_for
 from batch_share.models import ExitCode, Problem, Status
 
@@ -824,6 +825,9 @@ def emulator(
     except (ValueError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+app.command("serve")(serve_command)
 
 
 def main() -> None:
