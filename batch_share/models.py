@@ -17,6 +17,11 @@ from enum import IntEnum, StrEnum
 import numpy as np
 import numpy.typing as npt
 
+# The real API; `--api-url` (env REMOTEIT_API_URL) points elsewhere, e.g. at the emulator.
+DEFAULT_API_URL = "https://api.remote.it/graphql/v1"
+# Mutations packed into one HTTP request unless told otherwise; README, Performance, says why.
+PER_REQUEST_DEFAULT = 20
+
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -298,6 +303,20 @@ class Outcome:
     code: str = ""
     message: str = ""
     attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """Where a run stands, after each request; `rate` is the current pace (requests/s)."""
+
+    mutations_done: int
+    mutations_total: int
+    keys_succeeded: int
+    keys_failed: int
+    keys_total: int
+    requests: int
+    retries: int
+    rate: float
 
 
 # Key of an outcome: (mutation id, device id, service id or None, email key).

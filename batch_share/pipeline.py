@@ -1,460 +1,402 @@
-"""The library's front door: sheet -> plan -> run -> report rows, with no printing.
+"""The library's front door: one call runs a whole job, the way the CLI and the web page do.
 
-The CLI is a thin skin over these functions; a Python caller gets the same behaviour:
+    result = run_job(Path("onboarding.xlsx"), JobOptions(report=Path("out.xlsx")))
+    result.exit_code, result.counts, result.report
 
-    planned = plan_sheet(Path("onboarding.xlsx"))
-    result = run_plan(planned, api_url=..., credentials=load_credentials())
-    write_report(Path("out.xlsx"), planned.extra_columns, report_rows(planned, result), ...)
+`run_job` loads, validates and plans the sheet (for `sync`, reads the account and plans the
+difference), applies the safety guard, sends, and writes the report on every path past
+planning, returning everything a caller prints. Callers watch it through `on_event`: the
+plan once it is known, the guard's verdict, progress while sending. Errors that stop a job
+before anything could be reported (an unreadable sheet, missing credentials, a held lock)
+are raised as `BatchShareError`s; `errors.exit_code_for` maps them.
+
+The stages are importable on their own too (`plan_sheet`, `run_plan`, `report_rows`, ...).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import contextlib
+import secrets
 import signal
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from batch_share.errors import ApiError, MassRemovalError, SafetyGuardError
+from batch_share.errors import ReportError
 from batch_share.models import (
-    ACTIONS,
-    Action,
-    Intent,
-    Lines,
-    Mutation,
+    DEFAULT_API_URL,
+    PER_REQUEST_DEFAULT,
+    ExitCode,
     Outcome,
-    OutcomeKey,
-    Plan,
-    Problem,
-    Sheet,
+    ProgressEvent,
     Status,
 )
-from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
-from batch_share.send.executor import ExecConfig, ExecResult, ProgressEvent, execute
-from batch_share.send.journal import Journal, intent_key
-from batch_share.send.verify import not_applied, read_access
-from batch_share.sheet.loader import load_sheet
-from batch_share.sheet.rerun import is_report, select_report_lines
-from batch_share.sheet.validate import Validated, validate
+from batch_share.plan.planned import (
+    PLANNED,
+    Guard,
+    GuardVerdict,
+    PlannedSheet,
+    check_guard,
+    final_outcome,
+    guard_verdict,
+    mutation_preview,
+    nothing_to_send,
+    pending_outcomes,
+    plan_loaded,
+    plan_sheet,
+    plan_summary,
+    removal_preview,
+    status_counts,
+)
+from batch_share.report.rows import report_rows
 
 if TYPE_CHECKING:
-    from batch_share.send.auth import Credentials  # auth imports httpx, which `plan` never needs
+    from batch_share.send.auth import Credentials
+    from batch_share.send.run import RunResult
 
-logger = logging.getLogger("batch_share")
-
-PLANNED = Outcome(Status.NOT_RUN, "planned", "planned; nothing sent")
+__all__ = [
+    "DEFAULT_API_URL",
+    "PER_REQUEST_DEFAULT",
+    "PLANNED",
+    "Guard",
+    "GuardEvent",
+    "GuardVerdict",
+    "JobEvent",
+    "JobOptions",
+    "JobResult",
+    "PlannedEvent",
+    "PlannedSheet",
+    "check_guard",
+    "final_outcome",
+    "guard_verdict",
+    "mutation_preview",
+    "new_run_id",
+    "nothing_to_send",
+    "pending_outcomes",
+    "plan_loaded",
+    "plan_sheet",
+    "plan_summary",
+    "removal_preview",
+    "report_rows",
+    "run_job",
+    "status_counts",
+    "write_job_report",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class Guard:
-    """Thresholds of the safety guard (SPEC.md, Grouping: safety guard)."""
+class JobOptions:
+    """Everything a `run` or `sync` job can be told; the defaults are the CLI's."""
 
-    max_removals: int = 100
-    max_removal_fraction: float = 0.5
-    allow_mass_removal: bool = False
-    min_rows: int = 0
+    command: str = "run"  # "run" or "sync"
+    sheet_name: str | None = None
+    only: frozenset[str] | None = None  # with a report as input: statuses to replay
+    report: Path | None = None  # default: `<sheet stem>.result-<UTC time>.csv` beside it
+    dry_run: bool = False
+    api_url: str = DEFAULT_API_URL
+    profile: str | None = None
+    credentials: Credentials | None = None  # given: used as is (the page's emulator key)
+    per_request: int = PER_REQUEST_DEFAULT
+    cross_device: bool = False
+    guard: Guard = field(default_factory=Guard)
+    concurrency: int = 8
+    rate: float = 10.0
+    retries: int = 6
+    timeout: float = 30.0
+    verify: bool = False
+    resume: bool = False
+    resume_window: float = 24.0  # hours
+    state_dir: Path | None = None
+    scope: str = "sheet"  # sync: "sheet" (devices the sheet names) or "account"
+    run_id: str = ""  # default: a new one
+    handle_signals: bool = False  # SIGINT/SIGTERM stop sending cleanly (main thread only)
 
 
 @dataclass(frozen=True, slots=True)
-class PlannedSheet:
-    """Everything known before the network: the sheet, its lines, problems and mutations."""
+class PlannedEvent:
+    """The plan is known (for sync: the difference); nothing has been sent."""
 
-    sheet: Sheet
-    validated: Validated
-    plan: Plan
-    path: Path | None = None  # the file it came from, for the report's checksum
-
-    @property
-    def lines(self) -> Lines:
-        return self.validated.lines
-
-    @property
-    def extra_columns(self) -> tuple[str, ...]:
-        return tuple(self.sheet.header[i] for i in self.validated.extra_columns)
-
-    def line_outcome(self, line: int) -> Outcome | None:
-        """The decision made before sending (invalid/conflict), or None for a line to send."""
-        decided = self.lines.problems.get(line) or self.plan.problems.get(line)
-        if decided is None:
-            return None
-        status, code, message = decided
-        return Outcome(status, code, message)
-
-    @property
-    def sendable_lines(self) -> int:
-        """Distinct requests to send (a duplicate rides on the line it repeats)."""
-        return int(self.plan.sent_mask.sum())
-
-    def problems(self) -> tuple[Problem, ...]:
-        """Every problem in row order: validation's, then the planner's conflicts."""
-        seen: set[tuple[int, str]] = set()
-        conflicts = []
-        for line, (_, code, message) in sorted(self.plan.problems.items()):
-            row = int(self.sheet.row_numbers[int(self.lines.row[line])])
-            if (row, message) not in seen:
-                seen.add((row, message))
-                conflicts.append(Problem(row, "email", code, message))
-        merged = [*self.validated.problems, *conflicts]
-        return tuple(sorted(merged, key=lambda problem: problem.row))
-
-    @property
-    def removals(self) -> int:
-        return removal_count(self.lines, self.plan)
-
-    def devices(self) -> int:
-        return len({d for m in self.plan.mutations for d in m.device_ids})
+    planned: PlannedSheet
+    summary: Mapping[str, Any]
 
 
-def plan_sheet(
-    path: Path,
-    *,
-    sheet_name: str | None = None,
-    only: frozenset[str] | None = None,
-    cross_device: bool = False,
-) -> PlannedSheet:
-    """Load, validate and group a sheet. Raises SheetError when nothing can be planned.
+@dataclass(frozen=True, slots=True)
+class GuardEvent:
+    """The safety guard refuses the job, or only warns (a dry run that would be refused)."""
 
-    An earlier report is accepted as input: its lines keep their original row numbers and
-    extra columns, and `only` picks the statuses to replay (all lines when None).
-    """
-    sheet = load_sheet(path, sheet=sheet_name)
-    if only is not None or is_report(sheet):
-        sheet = select_report_lines(sheet, only or frozenset(s.value for s in Status))
-    return plan_loaded(sheet, cross_device=cross_device, path=path)
+    message: str
+    preview: tuple[str, ...]
+    only_a_warning: bool
 
 
-def plan_loaded(
-    sheet: Sheet, *, cross_device: bool = False, path: Path | None = None
-) -> PlannedSheet:
-    validated = validate(sheet)
-    plan = plan_lines(validated.lines, row_numbers=sheet.row_numbers)
-    if cross_device:
-        plan = combine_devices(plan)
-    return PlannedSheet(sheet, validated, plan, path)
-
-
-def check_guard(planned: PlannedSheet, guard: Guard) -> None:
-    """Refuse (SafetyGuardError, exit 4) a run that looks like a bad export.
-
-    A truncated or empty export and a mass removal are the two ways a nightly job can do
-    real damage, so both are stopped before anything is sent.
-    """
-    valid_rows = int(np.unique(planned.lines.row[planned.lines.valid]).size)
-    if planned.sheet.row_count == 0:
-        raise SafetyGuardError(f"{planned.sheet.source}: the sheet has no data rows; nothing to do")
-    if valid_rows == 0:
-        raise SafetyGuardError(f"{planned.sheet.source}: no row is valid; refusing to run")
-    if guard.min_rows and valid_rows < guard.min_rows:
-        raise SafetyGuardError(
-            f"{planned.sheet.source}: only {valid_rows} valid rows, fewer than --min-rows "
-            f"{guard.min_rows}; the export looks truncated"
-        )
-    removals = planned.removals
-    if guard.allow_mass_removal or removals == 0:
-        return
-    sendable = planned.sendable_lines
-    too_many = removals > guard.max_removals
-    too_large_a_share = sendable and removals / sendable > guard.max_removal_fraction
-    if too_many or too_large_a_share:
-        raise MassRemovalError(
-            f"refusing to remove {removals} shares ({removals / max(sendable, 1):.0%} of the "
-            f"{sendable} lines to send; limits: --max-removals {guard.max_removals}, "
-            f"--max-removal-fraction {guard.max_removal_fraction}); "
-            "pass --allow-mass-removal if this is intended"
-        )
-
-
-def pending_outcomes(planned: PlannedSheet, outcome: Outcome) -> dict[int, Outcome]:
-    """The same outcome for every line that would have been sent (a refused or failed run)."""
-    return dict.fromkeys(map(int, np.flatnonzero(planned.plan.sent_mask)), outcome)
-
-
-def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
-    """Human lines for the first `limit` removals, for the guard's refusal message."""
-    remove = ACTIONS.index(Action.REMOVE)
-    preview: list[str] = []
-    removing = (planned.lines.action == remove) & planned.plan.sent_mask
-    for line in map(int, np.flatnonzero(removing)):
-        intent = planned.lines.intent(line)
-        target = intent.device_id + (f" service {intent.service_id}" if intent.service_id else "")
-        row = int(planned.sheet.row_numbers[int(planned.lines.row[line])])
-        preview.append(f"remove {intent.email} from {target} (row {row})")
-        if len(preview) == limit:
-            break
-    return preview
+JobEvent = PlannedEvent | GuardEvent | ProgressEvent
 
 
 @dataclass
-class RunResult:
-    """What a run did: the executor's result (None when nothing was sent) and line outcomes."""
+class JobResult:
+    """What a job did: enough for the CLI's final line and `--json`, and the page's table."""
 
-    exec_result: ExecResult | None
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
-    resumed: int = 0  # lines skipped because an earlier run's confirmation was in the journal
-    not_applied: int = 0  # lines --verify found without effect
+    command: str  # "run", "run --dry-run", "sync", "sync --dry-run"
+    run_id: str
+    exit_code: ExitCode
+    report: Path
+    planned: PlannedSheet
+    summary: dict[str, Any]
+    outcomes: dict[int, Outcome] | None = None  # None: nothing was sent (dry run, refusal)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
 
     @property
-    def aborted(self) -> str | None:
-        return self.exec_result.aborted if self.exec_result else None
+    def counts(self) -> dict[str, int]:
+        return status_counts(self.planned, self.outcomes)
+
+    def payload(self) -> dict[str, Any]:
+        """The `--json` summary."""
+        return {
+            "command": self.command,
+            **self.summary,
+            "counts": self.counts,
+            "elapsed": round(self.elapsed, 3),
+            "report": str(self.report),
+            "exit_code": int(self.exit_code),
+        }
+
+    def rows(self) -> Iterator[list[str | int]]:
+        """The report's rows, as written."""
+        return report_rows(self.planned, self.outcomes or {})
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """How to send: executor settings plus the journal, resume and read-back choices."""
-
-    config: ExecConfig = field(default_factory=ExecConfig)
-    timeout: float = 30.0
-    run_id: str = ""
-    journal: Journal | None = None
-    resume_since: float | None = None  # skip intents the journal confirmed at/after this time
-    verify: bool = False
-    handle_signals: bool = False
+def new_run_id(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def run_plan(
-    planned: PlannedSheet,
+def run_job(
+    sheet: Path,
+    options: JobOptions | None = None,
     *,
-    api_url: str,
+    on_event: Callable[[JobEvent], None] | None = None,
+) -> JobResult:
+    """Plan, guard, send and report one sheet; see the module docstring."""
+    options = options or JobOptions()
+    emit = on_event or (lambda _event: None)
+    started = time.time()
+    run_id = options.run_id or new_run_id()
+    command = options.command + (" --dry-run" if options.dry_run else "")
+    report = options.report or _default_report(sheet)
+    from batch_share.report.writer import check_report_path  # noqa: PLC0415
+
+    check_report_path(report)
+    credentials = _credentials(options)
+    planned = plan_sheet(
+        sheet, sheet_name=options.sheet_name, only=options.only, cross_device=options.cross_device
+    )
+    summary: dict[str, Any] = {"run_id": run_id, **plan_summary(planned, options.per_request)}
+    emit(PlannedEvent(planned, dict(summary)))
+    # From here `http_requests` counts what was really sent; the plan's estimate stays too.
+    summary["planned_http_requests"] = summary["http_requests"]
+    summary["http_requests"] = 0
+
+    def finish(code: ExitCode, outcomes: dict[int, Outcome] | None, errors: list[str]) -> JobResult:
+        return JobResult(
+            command, run_id, code, report, planned, summary, outcomes, errors, time.time() - started
+        )
+
+    verdict = guard_verdict(planned, options.guard)
+    only_a_warning = options.dry_run and not nothing_to_send(planned)
+    if verdict is not None:
+        emit(GuardEvent(verdict.message, verdict.preview, only_a_warning))
+        if not only_a_warning:
+            refused = pending_outcomes(
+                planned, Outcome(Status.NOT_RUN, "guard-refused", verdict.message)
+            )
+            errors = _write_or_say(report, planned, refused, summary, started, api_url=None)
+            return finish(ExitCode.SAFETY_GUARD, refused, errors)
+    if options.dry_run or credentials is None:
+        errors = _write_or_say(report, planned, None, summary, started, api_url=None)
+        counts = status_counts(planned, None)
+        bad = counts[Status.INVALID.value] + counts[Status.CONFLICT.value]
+        code = ExitCode.SOME_ROWS_NOT_DONE if bad or errors else ExitCode.OK
+        return finish(code, None, errors)
+    result, errors = _send(planned, options, credentials, run_id, summary, report, started, emit)
+    if errors:
+        return finish(ExitCode.SOME_ROWS_NOT_DONE, result.outcomes, errors)
+    if result.aborted == "auth-refused":
+        errors.append("the API refused the credentials; stopped sending (see the report)")
+    if result.aborted == "interrupted":
+        errors.append("interrupted; in-flight requests finished, the rest were not sent")
+    return finish(_run_exit(planned, result), result.outcomes, errors)
+
+
+def _default_report(sheet: Path) -> Path:
+    from batch_share.report.writer import default_report_path  # noqa: PLC0415
+
+    return default_report_path(sheet, datetime.now(UTC))
+
+
+def _credentials(options: JobOptions) -> Credentials | None:
+    """The key to sign with, or None for a dry `run`, which never touches the network."""
+    if options.dry_run and options.command == "run":
+        return None
+    from batch_share.send.auth import load_credentials  # noqa: PLC0415 - httpx only to send
+    from batch_share.send.client import check_api_url  # noqa: PLC0415
+
+    check_api_url(options.api_url)
+    return options.credentials or load_credentials(options.profile)
+
+
+def _send(
+    planned: PlannedSheet,
+    options: JobOptions,
     credentials: Credentials,
-    options: RunOptions | None = None,
-    stop: asyncio.Event | None = None,
-    on_progress: Callable[[ProgressEvent], None] | None = None,
-) -> RunResult:
-    """Send the plan and return per-line outcomes (the caller writes the report).
+    run_id: str,
+    summary: dict[str, Any],
+    report: Path,
+    started: float,
+    emit: Callable[[JobEvent], None],
+) -> tuple[RunResult, list[str]]:
+    """Send while holding the lock and the journal, and write the report before letting go
+    of them; returns the result and any report error."""
+    from batch_share.send.executor import ExecConfig  # noqa: PLC0415
+    from batch_share.send.journal import Journal, default_state_dir, run_lock  # noqa: PLC0415
+    from batch_share.send.run import RunOptions, RunResult, run_plan  # noqa: PLC0415
 
-    With `handle_signals`, SIGINT/SIGTERM set `stop`: the executor starts nothing new, lets
-    in-flight requests finish, and the caller still gets every line's outcome to report.
-    """
-    from batch_share.send.client import ShareClient  # noqa: PLC0415 - `plan` never pays for httpx
-
-    options = options or RunOptions()
-    stop = stop or asyncio.Event()
-    sent = _sent_intents(planned)
-    earlier = _confirmed_earlier(options, api_url, credentials.key_id, sent)
-    mutations = _without_lines(planned, set(earlier))
-    journal = options.journal
-
-    def confirmed(mutation: Mutation, outcome_keys: Sequence[OutcomeKey]) -> None:
-        if journal is not None:
-            journal.record(
-                options.run_id,
-                (
-                    _key_intent_digest(api_url, credentials.key_id, mutation, k)
-                    for k in outcome_keys
-                ),
+    state = options.state_dir or default_state_dir()
+    with run_lock(state), Journal(state) as journal:
+        journal.start_run(run_id, planned.sheet.source, options.api_url)
+        run_options = RunOptions(
+            config=ExecConfig(
+                concurrency=options.concurrency,
+                rate=options.rate,
+                retries=options.retries,
+                per_request=options.per_request,
+            ),
+            timeout=options.timeout,
+            run_id=run_id,
+            journal=journal,
+            resume_since=time.time() - options.resume_window * 3600 if options.resume else None,
+            verify=options.verify,
+            handle_signals=options.handle_signals,
+        )
+        result = RunResult(None)
+        try:
+            result = run_plan(
+                planned,
+                api_url=options.api_url,
+                credentials=credentials,
+                options=run_options,
+                on_progress=emit,
             )
-
-    async def go() -> tuple[ExecResult, dict[int, Outcome]]:
-        if options.handle_signals:
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-        async with ShareClient(api_url, credentials, timeout=options.timeout) as client:
-            result = await execute(
-                mutations,
-                client,
-                options.config,
-                stop=stop,
-                on_progress=on_progress,
-                on_confirmed=confirmed,
-            )
-            outcomes = {**line_outcomes(planned, result), **earlier}
-            if options.verify and result.aborted is None and not stop.is_set():
-                devices = {sent[line].device_id for line in sent}
-                try:
-                    access = await read_access(client, devices)
-                except ApiError as error:
-                    # The shares were sent and confirmed; a failed read-back must not turn
-                    # that into "not sent". The lines stand as the API confirmed them.
-                    logger.warning("--verify could not read the devices back: %s", error)
-                    return result, outcomes
-                missing = not_applied(sent, outcomes, access)
-                outcomes.update(missing)
-                if journal is not None:
-                    journal.forget(
-                        intent_key(api_url, credentials.key_id, sent[line]) for line in missing
-                    )
-            return result, outcomes
-
-    exec_result, outcomes = asyncio.run(go())
-    missing = sum(1 for o in outcomes.values() if o.code == "not-applied")
-    return RunResult(exec_result, outcomes, resumed=len(earlier), not_applied=missing)
+        finally:
+            # Inside the lock, on every path: a run that failed while sending still says
+            # what it did; the next run cannot start writing the same report meanwhile.
+            with _patient_signals(options.handle_signals):
+                outcomes = _run_outcomes(planned, result, summary)
+                errors = _write_or_say(
+                    report, planned, outcomes, summary, started, api_url=options.api_url
+                )
+        return result, errors
 
 
-def _sent_intents(planned: PlannedSheet) -> dict[int, Intent]:
-    """The lines that go out themselves (not duplicates), as intents, by line index."""
-    sent = map(int, np.flatnonzero(planned.plan.sent_mask))
-    return {line: planned.lines.intent(line) for line in sent}
+def _write_or_say(
+    report: Path,
+    planned: PlannedSheet,
+    outcomes: dict[int, Outcome] | None,
+    summary: Mapping[str, Any],
+    started: float,
+    *,
+    api_url: str | None,
+) -> list[str]:
+    """Write the report; a failure becomes an error line (exit 1), not an exception."""
+    try:
+        write_job_report(report, planned, outcomes, summary, started=started, api_url=api_url)
+    except ReportError as error:
+        return [str(error)]
+    return []
 
 
-def _confirmed_earlier(
-    options: RunOptions, api_url: str, key_id: str, sent: dict[int, Intent]
+def _run_outcomes(
+    planned: PlannedSheet, result: RunResult, summary: dict[str, Any]
 ) -> dict[int, Outcome]:
-    """Lines an earlier run confirmed within the resume window (only with --resume)."""
-    if options.journal is None or options.resume_since is None:
-        return {}
-    keys = {line: intent_key(api_url, key_id, intent) for line, intent in sent.items()}
-    found = options.journal.confirmed_since(keys.values(), options.resume_since)
-    return {
-        line: Outcome(Status.SUCCEEDED, "", f"confirmed by earlier run {found[key]}")
-        for line, key in keys.items()
-        if key in found
-    }
+    if result.exec_result is None:
+        stopped = Outcome(Status.NOT_RUN, "not-sent", "the run stopped before sending this")
+        return pending_outcomes(planned, stopped)
+    summary.update(
+        http_requests=result.exec_result.requests,
+        retries=result.exec_result.retries,
+        rate_limited=result.exec_result.rate_limited,
+        resumed=result.resumed,
+        not_applied=result.not_applied,
+    )
+    return result.outcomes
 
 
-def _without_lines(planned: PlannedSheet, skip: set[int]) -> tuple[Mutation, ...]:
-    """The plan's mutations minus the emails whose every line is in `skip`."""
-    if not skip:
-        return planned.plan.mutations
-    lines, plan = planned.lines, planned.plan
-    keep: dict[int, set[str]] = {}
-    for line in map(int, np.flatnonzero(plan.sent_mask)):
-        if line not in skip:
-            keep.setdefault(int(plan.line_mutation[line]), set()).add(
-                lines.email_keys[int(lines.email[line])]
-            )
-    reduced = []
-    for index, mutation in enumerate(plan.mutations):
-        emails = tuple(e for e in mutation.emails if e.casefold() in keep.get(index, set()))
-        if emails:
-            reduced.append(replace(mutation, emails=emails))
-    return tuple(reduced)
+def write_job_report(
+    path: Path,
+    planned: PlannedSheet,
+    outcomes: dict[int, Outcome] | None,
+    summary: Mapping[str, Any],
+    *,
+    started: float,
+    api_url: str | None,
+) -> None:
+    """The report in the format its extension names, with the run's facts in its summary.
+    Raises ReportError (exit 1) when it cannot be written."""
+    from batch_share.report.writer import ReportSummary, sha256_file, write_report  # noqa: PLC0415
 
-
-def _key_intent_digest(api_url: str, key_id: str, mutation: Mutation, key: OutcomeKey) -> str:
-    _, device, service, email_key = key
-    action = mutation.action
-    if service is not None and mutation.services is not None:
-        action = next(s.action for s in mutation.services if s.service_id == service)
-    intent = Intent(device, service, email_key, action, mutation.scripting, mutation.notify)
-    return intent_key(api_url, key_id, intent)
-
-
-def line_outcomes(planned: PlannedSheet, exec_result: ExecResult) -> dict[int, Outcome]:
-    """The outcome of every line sent itself, from the executor's per-key results."""
-    lines, plan = planned.lines, planned.plan
-    outcomes: dict[int, Outcome] = {}
-    for line in map(int, np.flatnonzero(plan.sent_mask)):
-        mutation = plan.mutations[int(plan.line_mutation[line])]
-        service = int(lines.service[line])
-        key = (
-            mutation.id,
-            lines.device_ids[int(lines.device[line])],
-            lines.service_ids[service] if service >= 0 else None,
-            lines.email_keys[int(lines.email[line])],
+    counts = status_counts(planned, outcomes)
+    facts = [(key, "" if value is None else str(value)) for key, value in summary.items()]
+    facts += [
+        ("api_url", api_url or ""),
+        ("input_sha256", sha256_file(planned.path) if planned.path else ""),
+        ("elapsed_seconds", f"{time.time() - started:.2f}"),
+    ]
+    try:
+        write_report(
+            path,
+            planned.extra_columns,
+            report_rows(planned, outcomes or {}),
+            ReportSummary(counts=counts, fields=facts),
         )
-        outcomes[line] = exec_result.outcomes.get(
-            key, Outcome(Status.NOT_RUN, "not-sent", "no result from the executor")
-        )
-    return outcomes
+    except OSError as error:
+        raise ReportError(f"could not write the report {path}: {error.strerror or error}") from None
 
 
-def final_outcome(planned: PlannedSheet, outcomes: dict[int, Outcome], line: int) -> Outcome:
-    """A line's outcome, resolving duplicates to the line they repeat."""
-    decided = planned.line_outcome(line)
-    if decided is not None:
-        return decided
-    first = int(planned.plan.duplicate_of[line])
-    if first >= 0:
-        original = final_outcome(planned, outcomes, first)
-        row = int(planned.sheet.row_numbers[int(planned.lines.row[first])])
-        return Outcome(original.status, original.code, f"duplicate of row {row}", original.attempts)
-    return outcomes.get(line, PLANNED)
+@contextlib.contextmanager
+def _patient_signals(active: bool) -> Iterator[None]:
+    """After sending, a second Ctrl-C must not cost the report: it is ignored (with a note in
+    the log) until the report is written; the previous handlers come back afterwards, so an
+    in-process caller keeps its own."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import logging  # noqa: PLC0415
+
+    log = logging.getLogger("batch_share")
+
+    def still_writing(_signum: int, _frame: object) -> None:
+        log.error("still writing the report; it will be done in a moment")
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.getsignal(signum) for signum in signals]
+    for signum in signals:
+        signal.signal(signum, still_writing)
+    try:
+        yield
+    finally:
+        for signum, handler in zip(signals, previous, strict=True):
+            signal.signal(signum, handler)
 
 
-def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator[list[str | int]]:
-    """One report row per line, in sheet order, with the sheet's extra columns appended."""
-    lines, plan, sheet = planned.lines, planned.plan, planned.sheet
-    extras = planned.validated.extra_columns
-    service_col = planned.validated.column_map.get("service_id")
-    device_col = planned.validated.column_map["device_id"]
-    for line in range(len(lines)):
-        row = int(lines.row[line])
-        outcome = final_outcome(planned, outcomes, line)
-        device = int(lines.device[line])
-        service = int(lines.service[line])
-        index = int(plan.line_mutation[line])
-        if lines.valid[line]:
-            action = ACTIONS[int(lines.action[line])].value
-            scripting = "true" if lines.scripting[line] else "false"
-            notify = "true" if lines.notify[line] else "false"
-        else:
-            # An invalid line keeps what was typed: fed back in, it must fail again rather
-            # than run with a default standing in for a value nobody could read.
-            action = _raw(planned, "action", row, Action.ADD.value)
-            scripting = _raw(planned, "scripting", row, "false")
-            notify = _raw(planned, "notify", row, "true")
-        yield [
-            int(sheet.row_numbers[row]),
-            lines.device_ids[device] if device >= 0 else sheet.cell(device_col, row).strip(),
-            _service_text(lines, sheet, service, service_col, row),
-            lines.emails[int(lines.email[line])],
-            action,
-            scripting,
-            notify,
-            outcome.status.value,
-            outcome.code,
-            outcome.message,
-            outcome.attempts,
-            plan.mutations[index].id if index >= 0 else "",
-            *(sheet.cell(column, row) for column in extras),
-        ]
-
-
-def _service_text(
-    lines: Lines, sheet: Sheet, service: int, service_col: int | None, row: int
-) -> str:
-    if service >= 0:
-        return lines.service_ids[service]
-    return sheet.cell(service_col, row).strip() if service_col is not None else ""
-
-
-def _raw(planned: PlannedSheet, column: str, row: int, default: str) -> str:
-    """The cell as typed (or the column's default when blank or absent)."""
-    index = planned.validated.column_map.get(column)
-    text = planned.sheet.cell(index, row).strip() if index is not None else ""
-    return text or default
-
-
-def status_counts(planned: PlannedSheet, outcomes: dict[int, Outcome] | None) -> dict[str, int]:
-    """Lines by final status; `outcomes=None` counts a plan (sendable lines are not-run).
-
-    Counted from the few decided lines plus whole arrays, so a million-line plan stays fast.
-    """
-    counts: Counter[str] = Counter()
-    for decided in (planned.lines.problems, planned.plan.problems):
-        counts.update(status.value for status, _, _ in decided.values())
-    for line in np.flatnonzero(planned.plan.duplicate_of >= 0):
-        if planned.line_outcome(int(line)) is None:
-            counts[final_outcome(planned, outcomes or {}, int(line)).status.value] += 1
-    if outcomes is None:
-        sent = planned.plan.sent_mask
-        counts[Status.NOT_RUN.value] += int(sent.sum())
-    else:
-        counts.update(outcome.status.value for outcome in outcomes.values())
-    return {status.value: counts.get(status.value, 0) for status in Status}
-
-
-def mutation_preview(planned: PlannedSheet, limit: int | None) -> Sequence[str]:
-    """Readable one-liners for the first `limit` mutations (all when None)."""
-    shown = planned.plan.mutations if limit is None else planned.plan.mutations[:limit]
-    out = []
-    for mutation in shown:
-        target = ", ".join(mutation.device_ids)
-        scope = (
-            "whole device"
-            if mutation.services is None
-            else "services "
-            + ", ".join(f"{s.service_id} {s.action.value}" for s in mutation.services)
-        )
-        out.append(
-            f"{mutation.id} {mutation.action.value} {target} ({scope}) "
-            f"scripting={str(mutation.scripting).lower()} notify={str(mutation.notify).lower()} "
-            f"-> {', '.join(mutation.emails)}"
-        )
-    return out
+def _run_exit(planned: PlannedSheet, result: RunResult) -> ExitCode:
+    if result.aborted == "auth-refused":
+        return ExitCode.AUTH_REFUSED
+    if result.aborted == "interrupted":
+        return ExitCode.INTERRUPTED
+    counts = status_counts(planned, result.outcomes)
+    done = counts[Status.SUCCEEDED.value] == sum(counts.values())
+    return ExitCode.OK if done else ExitCode.SOME_ROWS_NOT_DONE

@@ -24,6 +24,7 @@ from batch_share.models import (
     Mutation,
     Outcome,
     OutcomeKey,
+    ProgressEvent,
     ServiceChange,
     Status,
     mutation_keys,
@@ -33,7 +34,6 @@ from batch_share.send.client import FieldResult, ShareClient
 from batch_share.send.executor import (
     ExecConfig,
     ExecResult,
-    ProgressEvent,
     ShareSender,
     estimated_size,
     execute,

@@ -14,9 +14,21 @@ from typing import Annotated
 
 import typer
 
-from batch_share.models import ExitCode
+from batch_share.cli.options import (
+    AllowMassRemovalOpt,
+    ApiUrlOpt,
+    ConcurrencyOpt,
+    MaxRemovalFractionOpt,
+    MaxRemovalsOpt,
+    PerRequestOpt,
+    ProfileOpt,
+    RateOpt,
+    RetriesOpt,
+    StateDirOpt,
+    TimeoutOpt,
+)
+from batch_share.models import DEFAULT_API_URL, PER_REQUEST_DEFAULT, ExitCode
 
-DEFAULT_API_URL = "https://api.remote.it/graphql/v1"
 WEB_MODULES = ("jinja2", "multipart", "starlette", "uvicorn")
 
 
@@ -31,39 +43,18 @@ def serve(
         bool,
         typer.Option("--emulator", help="Start an in-process emulator and send only to it."),
     ] = False,
-    api_url: Annotated[
-        str, typer.Option("--api-url", envvar="REMOTEIT_API_URL", help="GraphQL endpoint.")
-    ] = DEFAULT_API_URL,
-    profile: Annotated[
-        str | None,
-        typer.Option("--profile", envvar="R3_PROFILE", help="Credentials profile."),
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="HTTP requests in flight at once.")
-    ] = 8,
-    rate: Annotated[
-        float, typer.Option("--rate", min=0.1, help="Ceiling on requests per second.")
-    ] = 10.0,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries per request.")] = 6,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for one response.")
-    ] = 30.0,
+    api_url: ApiUrlOpt = DEFAULT_API_URL,
+    profile: ProfileOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    rate: RateOpt = 10.0,
+    retries: RetriesOpt = 6,
+    timeout: TimeoutOpt = 30.0,
+    per_request: PerRequestOpt = None,
     scope: Annotated[str, typer.Option("--scope", help="Sync scope: sheet or account.")] = "sheet",
-    max_removals: Annotated[
-        int, typer.Option("--max-removals", min=0, help="Refuse more REMOVEs than this.")
-    ] = 100,
-    max_removal_fraction: Annotated[
-        float,
-        typer.Option(
-            "--max-removal-fraction", min=0.0, max=1.0, help="Refuse a larger share of REMOVEs."
-        ),
-    ] = 0.5,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--state-dir", envvar="BATCH_SHARE_STATE_DIR", help="Journal and run lock directory."
-        ),
-    ] = None,
+    max_removals: MaxRemovalsOpt = 100,
+    max_removal_fraction: MaxRemovalFractionOpt = 0.5,
+    allow_mass_removal: AllowMassRemovalOpt = False,
+    state_dir: StateDirOpt = None,
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted.")
     ] = 50.0,
@@ -109,7 +100,8 @@ def serve(
             retries=retries,
             timeout=timeout,
             scope=scope,
-            guard=Guard(max_removals, max_removal_fraction),
+            per_request=per_request or PER_REQUEST_DEFAULT,
+            guard=Guard(max_removals, max_removal_fraction, allow_mass_removal),
             state_dir=state_dir,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
             emulator=info,

@@ -57,7 +57,15 @@ from batch_share.errors import (
     RequestRejectedError,
     RetryableError,
 )
-from batch_share.models import Mutation, Outcome, OutcomeKey, Status, mutation_keys
+from batch_share.models import (
+    PER_REQUEST_DEFAULT,
+    Mutation,
+    Outcome,
+    OutcomeKey,
+    ProgressEvent,
+    Status,
+    mutation_keys,
+)
 from batch_share.send.pace import Pace
 
 if TYPE_CHECKING:
@@ -65,8 +73,6 @@ if TYPE_CHECKING:
     from batch_share.send.client import FieldResult
 
 logger = logging.getLogger(__name__)
-
-PER_REQUEST_DEFAULT = 20
 
 # Query text one aliased field adds besides its variables (alias, arguments, variable
 # declarations); only used to keep a packed document under `max_document_bytes`.
@@ -114,20 +120,6 @@ class ExecConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.backoff_initial <= self.backoff_max:
             raise ValueError("backoff must satisfy 0 <= backoff_initial <= backoff_max")
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """Where a run stands, after each request; `rate` is the current pace (requests/s)."""
-
-    mutations_done: int
-    mutations_total: int
-    keys_succeeded: int
-    keys_failed: int
-    keys_total: int
-    requests: int
-    retries: int
-    rate: float
 
 
 @dataclass

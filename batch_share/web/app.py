@@ -38,19 +38,17 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from batch_share.errors import BatchShareError, MassRemovalError, exit_code_for
-from batch_share.models import ACTIONS, Action, Problem, Status
+from batch_share.errors import BatchShareError, exit_code_for
+from batch_share.models import ACTIONS, PER_REQUEST_DEFAULT, Action, Problem, ProgressEvent, Status
 from batch_share.pipeline import (
     Guard,
     PlannedSheet,
-    check_guard,
+    guard_verdict,
     mutation_preview,
     plan_sheet,
-    removal_preview,
     status_counts,
 )
 from batch_share.report.writer import REPORT_COLUMNS
-from batch_share.send.executor import PER_REQUEST_DEFAULT, ProgressEvent
 from batch_share.web import jobs
 from batch_share.web.security import Guardrail
 
@@ -588,13 +586,7 @@ def _plan_context(planned: PlannedSheet, config: ServeConfig, guard: Guard) -> d
     by_device: dict[str, list[str]] = {}
     for mutation, text in zip(plan.mutations, mutation_preview(planned, None), strict=True):
         by_device.setdefault(", ".join(mutation.device_ids), []).append(text)
-    refusal, preview = None, []
-    try:
-        check_guard(planned, guard)
-    except MassRemovalError as error:
-        refusal, preview = str(error), removal_preview(planned)
-    except BatchShareError as error:
-        refusal = str(error)
+    verdict = guard_verdict(planned, guard)
     return {
         "planned": planned,
         "summary": summary,
@@ -609,9 +601,9 @@ def _plan_context(planned: PlannedSheet, config: ServeConfig, guard: Guard) -> d
         "adds": adds,
         "removals": planned.removals,
         "leaves": leaves,
-        "refusal": refusal,
-        "refusal_preview": preview,
-        "mass_removal": bool(preview),
+        "refusal": verdict.message if verdict else None,
+        "refusal_preview": [f"would {line}" for line in verdict.preview] if verdict else [],
+        "mass_removal": bool(verdict and verdict.preview),
         "guard": guard,
     }
 
@@ -651,8 +643,8 @@ def _report_file(result: jobs.JobResult, suffix: str, config: ServeConfig) -> Pa
             result.planned,
             result.outcomes,
             result.summary,
+            started=time.time() - result.elapsed,
             api_url=api_url,
-            elapsed=result.elapsed,
         )
     return path
 

@@ -1,0 +1,84 @@
+"""`batch-share emulator`: a local remote.it-compatible API for trying things safely."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from batch_share.models import ExitCode
+
+
+def emulator(
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port on 127.0.0.1 (0: any free).")
+    ] = 8765,
+    devices: Annotated[int, typer.Option("--devices", min=1, help="Seeded devices.")] = 1000,
+    services_per_device: Annotated[
+        int, typer.Option("--services-per-device", min=0, help="Seeded services per device.")
+    ] = 3,
+    key_id: Annotated[str | None, typer.Option("--key-id", help="Access key id to accept.")] = None,
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="Base64 secret to accept (default: random).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the fault dice.")] = 0,
+    latency: Annotated[float, typer.Option("--latency", help="Seconds added per request.")] = 0.0,
+    p503: Annotated[float, typer.Option("--p503", help="Probability of a 503.")] = 0.0,
+    p429: Annotated[float, typer.Option("--p429", help="Probability of a 429.")] = 0.0,
+    retry_after: Annotated[
+        float, typer.Option("--retry-after", help="Retry-After seconds sent with --p429.")
+    ] = 1.0,
+    p_drop: Annotated[
+        float, typer.Option("--p-drop", help="Probability of dropping the connection.")
+    ] = 0.0,
+    p_apply_then_drop: Annotated[
+        float,
+        typer.Option("--p-apply-then-drop", help="Probability of applying, then dropping."),
+    ] = 0.0,
+    rate_limit: Annotated[
+        float | None, typer.Option("--rate-limit", help="Requests/s before answering 429.")
+    ] = None,
+    alias_cap: Annotated[
+        int | None, typer.Option("--alias-cap", help="Most share fields in one request.")
+    ] = None,
+    failing_device: Annotated[
+        list[str] | None,
+        typer.Option("--failing-device", help="Device id whose shares always fail (repeatable)."),
+    ] = None,
+    unregistered_email: Annotated[
+        list[str] | None,
+        typer.Option("--unregistered-email", help="Address with no account (repeatable)."),
+    ] = None,
+    silent_drop_device: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--silent-drop-device", help="Device whose shares answer true but are not stored."
+        ),
+    ] = None,
+) -> None:
+    """Serve a local remote.it-compatible API with a throwaway key, for trying things safely."""
+    from batch_share.emulator import serve
+
+    try:
+        serve(
+            port,
+            devices=devices,
+            services_per_device=services_per_device,
+            key_id=key_id,
+            secret=secret,
+            seed=seed,
+            latency=latency,
+            p503=p503,
+            p429=p429,
+            retry_after=retry_after,
+            p_drop=p_drop,
+            p_apply_then_drop=p_apply_then_drop,
+            rate_limit=rate_limit,
+            alias_cap=alias_cap,
+            failing_devices=tuple(failing_device or ()),
+            unregistered_emails=tuple(unregistered_email or ()),
+            silent_drop_devices=tuple(silent_drop_device or ()),
+        )
+    except (ValueError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(int(ExitCode.USAGE)) from None
