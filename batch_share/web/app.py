@@ -281,12 +281,12 @@ def create_app(config: ServeConfig) -> Starlette:
 
     async def upload(request: Request) -> Response:
         try:
-            form = await request.form(max_files=1, max_fields=10)
-            _check_csrf(request, form, config)
-            item = form.get("sheet")
-            if not isinstance(item, UploadFile) or not item.filename:
-                raise PageError("choose a sheet to upload")
-            saved = _save_upload(item, state, config)
+            async with request.form(max_files=1, max_fields=10) as form:
+                _check_csrf(request, form, config)
+                item = form.get("sheet")
+                if not isinstance(item, UploadFile) or not item.filename:
+                    raise PageError("choose a sheet to upload")
+                saved = await asyncio.to_thread(_save_upload, item, state, config)
         except PageError as error:
             return fail(request, error)
         return RedirectResponse(f"/sheets/{saved.id}", status_code=303)
@@ -314,8 +314,8 @@ def create_app(config: ServeConfig) -> Starlette:
     async def start(request: Request) -> Response:
         try:
             found = state.upload(request.path_params["upload_id"])
-            form = await request.form(max_files=0, max_fields=20)
-            _check_csrf(request, form, config)
+            async with request.form(max_files=0, max_fields=20) as form:
+                _check_csrf(request, form, config)
             settings = _parse_settings(form, config)
             worksheet = str(form.get("sheet") or "") or None
             go = form.get("go")
@@ -379,8 +379,8 @@ def create_app(config: ServeConfig) -> Starlette:
     async def retry(request: Request) -> Response:
         try:
             job = state.job(request.path_params["job_id"])
-            form = await request.form(max_files=0, max_fields=5)
-            _check_csrf(request, form, config)
+            async with request.form(max_files=0, max_fields=5) as form:
+                _check_csrf(request, form, config)
             if job.result is None:
                 raise PageError("this run wrote no report to retry", 404)
             again = Upload(
