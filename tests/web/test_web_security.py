@@ -137,7 +137,7 @@ def test_every_response_carries_a_strict_content_security_policy(web: WebServer)
             assert "script-src 'self'" in policy
             assert "unsafe-inline" not in policy
             assert response.headers["x-frame-options"] == "DENY"
-            assert response.headers["referrer-policy"] == "no-referrer"
+            assert response.headers["referrer-policy"] == "same-origin"
 
 
 def test_an_html_looking_cell_is_escaped(web: WebServer, tmp_path: Path) -> None:
