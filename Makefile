@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8765
 
-.PHONY: install fmt lint test check bench demo clean
+.PHONY: install fmt lint test check bench demo screenshots clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,14 @@ check: lint test
 bench:
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/run_speed.py
+	$(BIN)/python bench/serve_speed.py
 
 demo:
 	$(BIN)/python sample_sheets/demo.py
+
+# The README's pictures of `serve`, taken from the real page in headless Chromium.
+screenshots:
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info

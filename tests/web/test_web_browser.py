@@ -99,9 +99,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_upload_marks_each_problem_cell_with_its_code(
-    browser: WebDriver, web: WebServer
-) -> None:
+def test_upload_marks_each_problem_cell_with_its_code(browser: WebDriver, web: WebServer) -> None:
     upload(browser, web, SAMPLES / "messy.csv")
     assert "EMULATOR" in find(browser, "#emulator-banner").text
     headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#sheet-table thead th")]
@@ -123,9 +121,7 @@ def test_upload_marks_each_problem_cell_with_its_code(
     shot(browser, "2-plan-only-problems")
 
 
-def test_dry_run_sends_nothing(
-    browser: WebDriver, web: WebServer, emulator: ServerHandle
-) -> None:
+def test_dry_run_sends_nothing(browser: WebDriver, web: WebServer, emulator: ServerHandle) -> None:
     upload(browser, web, SAMPLES / "messy.csv")
     find(browser, "#dry-run-button").click()
     wait_for_result(browser)
@@ -182,8 +178,14 @@ def test_apply_matches_the_emulator_and_the_cli_report(
     cli_report = tmp_path / "cli.csv"
     result = CliRunner().invoke(
         app,
-        ["run", str(SAMPLES / "messy.csv"), "--report", str(cli_report), "--state-dir",
-         str(tmp_path / "state")],
+        [
+            "run",
+            str(SAMPLES / "messy.csv"),
+            "--report",
+            str(cli_report),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
         env=credentials_env,
     )
     assert result.exit_code == 1, result.output

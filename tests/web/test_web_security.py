@@ -110,7 +110,7 @@ def test_an_upload_over_the_limit_is_refused_while_streaming(web: WebServer) -> 
     """No Content-Length (chunked): the bytes are counted as they arrive."""
 
     def chunks() -> Iterator[bytes]:
-        yield b"--b\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"a.csv\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="sheet"; filename="a.csv"\r\n\r\n'
         for _ in range(UPLOAD_LIMIT // 65536 + 2):
             yield b"x" * 65536
 
