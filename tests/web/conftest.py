@@ -23,9 +23,8 @@ from batch_share.send.auth import Credentials
 from batch_share.web import EmulatorInfo, ServeConfig
 from batch_share.web.server import WebServer
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "sample_sheets"
-SHOTS = ROOT / ".screenshots"
+from .webtools import UPLOAD_LIMIT
+
 CHROMIUM = Path(os.environ.get("BATCH_SHARE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("BATCH_SHARE_CHROMEDRIVER", "/usr/bin/chromedriver"))
 BROWSER_FLAGS = (
@@ -39,7 +38,6 @@ BROWSER_FLAGS = (
     "--disable-sync",
     "--window-size=1400,1000",
 )
-UPLOAD_LIMIT = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +79,10 @@ def browser_downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def browser(browser_downloads: Path) -> Iterator[WebDriver]:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        message = f"no browser: {CHROMIUM} and {CHROMEDRIVER} are needed (apt-get install chromium chromium-driver)"
+        message = (
+            f"no browser: {CHROMIUM} and {CHROMEDRIVER} are needed "
+            "(apt-get install chromium chromium-driver)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, SHOTS
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -21,6 +20,8 @@ from typer.testing import CliRunner
 from batch_share.cli import app
 from batch_share.emulator import ServerHandle
 from batch_share.web.server import WebServer
+
+from .webtools import SAMPLES, SHOTS
 
 # messy.csv's documented problems (tests/test_cli_plan.py), by the sheet's own headers.
 HEADERS = {"device_id": "Device", "service_id": "Service", "email": "E-mail", "action": "Action"}
@@ -115,7 +116,7 @@ def test_upload_marks_each_problem_cell_with_its_code(browser: WebDriver, web: W
     shot(browser, "1-plan")
     all_rows = len(browser.find_elements(By.CSS_SELECTOR, "#sheet-table tbody tr"))
     find(browser, "#only-problems").click()
-    shown = [r for r in browser.find_elements(By.CSS_SELECTOR, "#sheet-table tbody tr")]
+    shown = list(browser.find_elements(By.CSS_SELECTOR, "#sheet-table tbody tr"))
     visible = [r for r in shown if r.is_displayed()]
     assert len({row for row, _, _ in MESSY_CELLS}) == len(visible) < all_rows
     shot(browser, "2-plan-only-problems")
@@ -157,10 +158,10 @@ def test_apply_matches_the_emulator_and_the_cli_report(
             assert row["email"].casefold() in emulator.state.access(row["device_id"])
     assert {r["status"] for r in rows} >= {"succeeded", "failed", "invalid", "conflict"}
     status_cells = browser.find_elements(By.CSS_SELECTOR, "#result-table td.status")
-    assert all(cell.text in cell.get_attribute("class") for cell in status_cells)  # text too
+    assert all(cell.text in (cell.get_attribute("class") or "") for cell in status_cells)
 
     Select(find(browser, "#status-filter")).select_by_value("failed")
-    visible = [r for r in browser.find_elements(By.CSS_SELECTOR, "#result-table tbody tr")]
+    visible = list(browser.find_elements(By.CSS_SELECTOR, "#result-table tbody tr"))
     assert {r.get_attribute("data-status") for r in visible if r.is_displayed()} == {"failed"}
     shot(browser, "6-result-failed-only")
 

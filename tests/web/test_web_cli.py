@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLES
 from helpers import WAIT_LIMIT
 from typer.testing import CliRunner
-from webtools import client, job_path, same_origin, upload
 
 from batch_share.cli import app
 from batch_share.web.server import WebServer
+
+from .webtools import SAMPLES, client, job_path, same_origin, upload
 
 
 def test_serve_prints_a_tokened_url_and_marks_the_emulator_everywhere(tmp_path: Path) -> None:

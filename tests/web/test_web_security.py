@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLES, UPLOAD_LIMIT
-from webtools import client, same_origin, upload
 
 from batch_share.web.security import cookie_name
 from batch_share.web.server import WebServer
+
+from .webtools import SAMPLES, UPLOAD_LIMIT, client, same_origin, upload
 
 
 def test_without_the_token_every_path_is_refused(web: WebServer) -> None:

@@ -11,6 +11,11 @@ import httpx
 
 from batch_share.web.server import WebServer
 
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "sample_sheets"
+SHOTS = ROOT / ".screenshots"  # git-ignored: every screen of a test run
+UPLOAD_LIMIT = 2 * 1024 * 1024
+
 
 @contextlib.contextmanager
 def client(web: WebServer) -> Iterator[httpx.Client]:
