@@ -288,6 +288,9 @@ class Plan:
     line_mutation: IntArray
     duplicate_of: IntArray
     problems: dict[int, tuple[Status, str, str]]
+    # Mutations from this index on are sent only once every earlier one has its answer
+    # (sync removes before it adds, see plan/sync.py); None: all at once.
+    later: int | None = None
 
     @property
     def sent_mask(self) -> BoolArray:
@@ -317,6 +320,20 @@ class ProgressEvent:
     requests: int
     retries: int
     rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAccess:
+    """Who can reach a device today, as the API reads it back: whole-device access (email key
+    -> scripting) and each service's access list (email keys; the API lists whole-device
+    users there too)."""
+
+    device: dict[str, bool] = field(default_factory=dict)
+    services: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def service_only(self, service_id: str) -> frozenset[str]:
+        """Who reaches the service through a share of that service alone."""
+        return self.services.get(service_id, frozenset()) - self.device.keys()
 
 
 # Key of an outcome: (mutation id, device id, service id or None, email key).

@@ -15,6 +15,7 @@ The stages are importable on their own too (`plan_sheet`, `run_plan`, `report_ro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import signal
@@ -26,10 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batch_share.errors import ReportError
+from batch_share.errors import ReportError, UsageError
 from batch_share.models import (
     DEFAULT_API_URL,
     PER_REQUEST_DEFAULT,
+    DeviceAccess,
     ExitCode,
     Outcome,
     ProgressEvent,
@@ -55,6 +57,7 @@ from batch_share.plan.planned import (
 from batch_share.report.rows import report_rows
 
 if TYPE_CHECKING:
+    from batch_share.plan.sync import DeviceDiff
     from batch_share.send.auth import Credentials
     from batch_share.send.run import RunResult
 
@@ -62,6 +65,7 @@ __all__ = [
     "DEFAULT_API_URL",
     "PER_REQUEST_DEFAULT",
     "PLANNED",
+    "DiffEvent",
     "Guard",
     "GuardEvent",
     "GuardVerdict",
@@ -133,7 +137,14 @@ class GuardEvent:
     only_a_warning: bool
 
 
-JobEvent = PlannedEvent | GuardEvent | ProgressEvent
+@dataclass(frozen=True, slots=True)
+class DiffEvent:
+    """A sync's difference per device in scope, before anything is sent."""
+
+    devices: tuple[DeviceDiff, ...]
+
+
+JobEvent = PlannedEvent | GuardEvent | DiffEvent | ProgressEvent
 
 
 @dataclass
@@ -192,11 +203,27 @@ def run_job(
 
     check_report_path(report)
     credentials = _credentials(options)
+    if options.command == "sync" and options.only is not None:
+        raise UsageError(
+            "sync takes a whole roster; to retry lines of a sync report, use "
+            "`batch-share run REPORT --only failed,not-run`"
+        )
     planned = plan_sheet(
         sheet, sheet_name=options.sheet_name, only=options.only, cross_device=options.cross_device
     )
-    summary: dict[str, Any] = {"run_id": run_id, **plan_summary(planned, options.per_request)}
+    facts: dict[str, Any] = {}
+    if options.command == "sync" and credentials is not None:
+        planned, facts = _plan_sync(planned, options, credentials)
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        **plan_summary(planned, options.per_request),
+        **facts,
+    }
     emit(PlannedEvent(planned, dict(summary)))
+    if planned.sync is not None:
+        from batch_share.plan.sync import device_diffs  # noqa: PLC0415
+
+        emit(DiffEvent(tuple(device_diffs(planned))))
     # From here `http_requests` counts what was really sent; the plan's estimate stays too.
     summary["planned_http_requests"] = summary["http_requests"]
     summary["http_requests"] = 0
@@ -230,6 +257,70 @@ def run_job(
     if result.aborted == "interrupted":
         errors.append("interrupted; in-flight requests finished, the rest were not sent")
     return finish(_run_exit(planned, result), result.outcomes, errors)
+
+
+def _plan_sync(
+    planned: PlannedSheet, options: JobOptions, credentials: Credentials
+) -> tuple[PlannedSheet, dict[str, Any]]:
+    """Read the account and plan the difference between it and the roster (plan/sync.py)."""
+    from batch_share.plan.planned import check_rows  # noqa: PLC0415
+    from batch_share.plan.sync import plan_sync, roster_lines  # noqa: PLC0415
+
+    roster = roster_lines(planned)
+    # An empty or broken roster is refused before the account is read: it must never read
+    # as "nobody should have access".
+    check_rows(roster, options.guard)
+    state = asyncio.run(_read_state(roster, options, credentials))
+    synced = plan_sync(
+        roster,
+        state.access,
+        scope=state.scope,
+        account=state.account,
+        cross_device=options.cross_device,
+    )
+    sync = synced.sync
+    unchanged = sum(1 for p in synced.lines.problems.values() if p[1] == "unchanged")
+    return synced, {
+        "scope": options.scope,
+        "scope_devices": len(state.scope),
+        "current_shares": sync.current_shares if sync else 0,
+        "unchanged": unchanged,
+        "read_requests": state.requests,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    account: str
+    scope: tuple[str, ...]
+    access: dict[str, DeviceAccess]
+    requests: int
+
+
+async def _read_state(
+    roster: PlannedSheet, options: JobOptions, credentials: Credentials
+) -> _State:
+    from batch_share.plan.sync import sheet_scope  # noqa: PLC0415
+    from batch_share.send.account import (  # noqa: PLC0415
+        PAGE_SIZE,
+        READ_BATCH,
+        list_devices,
+        read_access,
+    )
+    from batch_share.send.client import ShareClient  # noqa: PLC0415
+
+    async with ShareClient(options.api_url, credentials, timeout=options.timeout) as client:
+        account = (await client.whoami()).casefold()
+        requests = 1
+        if options.scope == "account":
+            devices = await list_devices(client)
+            requests += max(1, -(-len(devices) // PAGE_SIZE))
+            scope = tuple(sorted(d.id for d in devices if d.owner == account))
+        else:
+            scope = sheet_scope(roster)
+        access = await read_access(client, scope, concurrency=options.concurrency)
+        requests += -(-len(scope) // READ_BATCH)
+    return _State(account, scope, access, requests)
 
 
 def _default_report(sheet: Path) -> Path:

@@ -466,7 +466,8 @@ def test_devices_pages_through_the_visible_fleet(emulator: ServerHandle) -> None
 
     total = len(emulator.state.fleet.devices)
     assert (first["total"], first["hasMore"], len(first["items"])) == (total, True, 20)
-    assert first["items"][0]["id"] == device_id(1)
+    assert first["items"][0]["name"] == "Build Server"  # sorted by name: capitals first
+    assert first["items"][0]["id"] == device_id(5)
     assert [s["name"] for s in first["items"][0]["services"]] == ["ssh", "http", "vnc"]
     assert (last["hasMore"], len(last["items"])) == (False, total - 40)
     assert [d["id"] for d in named["items"]] == [

@@ -23,16 +23,12 @@ from hypothesis import strategies as st
 from batch_share.models import Column, Sheet
 from batch_share.plan.grouping import _string_ranks, _string_ranks_in_numpy, plan_lines
 from batch_share.sheet.arrowtext import fullmatch, to_arrow, to_bools, to_ints
+from batch_share.sheet.emails import PLAIN_EMAIL as _PLAIN_EMAIL
+from batch_share.sheet.emails import check_emails, check_emails_in_python
+from batch_share.sheet.ids import CANONICAL_ID as _CANONICAL_ID
+from batch_share.sheet.ids import check_ids, id_verdict
 from batch_share.sheet.loader import load_sheet
-from batch_share.sheet.validate import (
-    _CANONICAL_ID,
-    _PLAIN_EMAIL,
-    _check_emails,
-    _check_emails_in_python,
-    _check_ids,
-    _id_verdict,
-    validate,
-)
+from batch_share.sheet.validate import validate
 
 examples = settings(max_examples=150, deadline=None)
 
@@ -136,7 +132,7 @@ EMAIL_CELL = (
 
 def assert_same_cells(texts: list[str]) -> None:
     column = column_of(texts)
-    fast, slow = _check_emails(column), _check_emails_in_python(column)
+    fast, slow = check_emails(column), check_emails_in_python(column)
     assert fast.emails == slow.emails
     assert fast.keys == slow.keys
     assert fast.issues == slow.issues
@@ -167,7 +163,7 @@ def test_email_fast_path_with_addresses_repeated_across_cells() -> None:
 
 def test_email_fast_path_with_every_cell_plain_shares_the_column_text() -> None:
     column = column_of(["ann@example.com", "Bob@Example.com"])
-    cells = _check_emails(column)
+    cells = check_emails(column)
     assert cells.emails is column.values
     assert cells.keys == ("ann@example.com", "bob@example.com")
     assert cells.issues == (None, None)
@@ -189,7 +185,7 @@ def ids_in_python(
         if not is_typed and _CANONICAL_ID.fullmatch(text):
             value, issue = text, None
         else:
-            value, issue = _id_verdict(text.strip(), name, is_typed=is_typed, required=required)
+            value, issue = id_verdict(text.strip(), name, is_typed=is_typed, required=required)
         values.append(-1 if value is None else table.setdefault(value, len(table)))
         issues.append(issue)
     return values, issues, tuple(table)
@@ -217,7 +213,7 @@ def test_id_fast_path_agrees_with_python(
 ) -> None:
     texts = [text for text, _ in cells]
     column = column_of(texts, [is_typed for _, is_typed in cells] if with_types else None)
-    verdicts, table = _check_ids(column, "device_id", required=required)
+    verdicts, table = check_ids(column, "device_id", required=required)
     values, issues, expected_table = ids_in_python(column, "device_id", required=required)
     assert verdicts.value.tolist() == values
     assert list(verdicts.issues) == issues

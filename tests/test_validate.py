@@ -13,15 +13,10 @@ from hypothesis import strategies as st
 
 from batch_share.errors import SheetError
 from batch_share.models import ACTIONS, Action, Intent, Problem, Sheet, Status
-from batch_share.sheet.validate import (
-    COLUMNS,
-    Validated,
-    looks_mangled,
-    map_columns,
-    normalize_id,
-    split_emails,
-    validate,
-)
+from batch_share.sheet.columns import COLUMNS, map_columns
+from batch_share.sheet.emails import split_emails
+from batch_share.sheet.ids import looks_mangled, normalize_id
+from batch_share.sheet.validate import Validated, validate
 
 DEVICE = "80:00:00:00:01:00:00:01"
 OTHER_DEVICE = "80:00:00:00:01:00:00:02"

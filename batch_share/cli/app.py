@@ -12,6 +12,7 @@ from batch_share.cli.emulator import emulator
 from batch_share.cli.plan import plan
 from batch_share.cli.run import run
 from batch_share.cli.serve import serve
+from batch_share.cli.sync import sync
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command()(plan)
 app.command()(run)
+app.command()(sync)
 app.command()(emulator)
 app.command()(serve)
 

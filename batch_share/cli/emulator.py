@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -49,6 +50,14 @@ def emulator(
         list[str] | None,
         typer.Option("--unregistered-email", help="Address with no account (repeatable)."),
     ] = None,
+    seed_access: Annotated[
+        Path | None,
+        typer.Option(
+            "--seed-access",
+            help="CSV of access that exists from the start (device_id, service_id, email, "
+            "scripting).",
+        ),
+    ] = None,
     silent_drop_device: Annotated[
         list[str] | None,
         typer.Option(
@@ -57,9 +66,10 @@ def emulator(
     ] = None,
 ) -> None:
     """Serve a local remote.it-compatible API with a throwaway key, for trying things safely."""
-    from batch_share.emulator import serve
+    from batch_share.emulator import read_seed_file, serve
 
     try:
+        seeded = read_seed_file(seed_access) if seed_access is not None else []
         serve(
             port,
             devices=devices,
@@ -78,6 +88,7 @@ def emulator(
             failing_devices=tuple(failing_device or ()),
             unregistered_emails=tuple(unregistered_email or ()),
             silent_drop_devices=tuple(silent_drop_device or ()),
+            seed_access=seeded,
         )
     except (ValueError, OSError) as error:
         typer.echo(f"error: {error}", err=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -45,7 +46,7 @@ from batch_share.cli.options import (
 from batch_share.errors import BatchShareError
 
 if TYPE_CHECKING:
-    from batch_share.pipeline import JobEvent, JobOptions, JobResult
+    from batch_share.pipeline import DiffEvent, JobEvent, JobOptions, JobResult
 
 
 def run(
@@ -115,18 +116,17 @@ def run_and_exit(
     options: JobOptions,
     *,
     only: str | None,
-    extra_events: dict[type, Any] | None = None,
+    on_diff: Callable[[DiffEvent], None] | None = None,
 ) -> NoReturn:
     """Run the job, printing what it reports as it goes, then the final line; exit with its
     code. Shared by `run` and `sync`, which differ only in their options."""
     from dataclasses import replace
 
-    from batch_share.pipeline import GuardEvent, PlannedEvent, run_job
+    from batch_share.pipeline import DiffEvent, GuardEvent, PlannedEvent, run_job
     from batch_share.sheet.rerun import parse_only
 
     console.route_library_logs(context)
     on_progress, close_progress = progress_printer(console)
-    handlers = extra_events or {}
 
     def on_event(event: JobEvent) -> None:
         if isinstance(event, PlannedEvent):
@@ -135,8 +135,9 @@ def run_and_exit(
             show_guard(console, event.message, event.preview, only_a_warning=event.only_a_warning)
             if event.only_a_warning:
                 console.warning("a real run would be refused (see above)")
-        elif type(event) in handlers:
-            handlers[type(event)](event)
+        elif isinstance(event, DiffEvent):
+            if on_diff is not None:
+                on_diff(event)
         else:
             on_progress(event)
 

@@ -20,7 +20,7 @@ from batch_share.emulator.fleet import (
 )
 from batch_share.emulator.runner import ServerHandle, serve, serve_in_thread
 from batch_share.emulator.server import GRAPHQL_PATH, Emulator
-from batch_share.emulator.state import UNREGISTERED_DOMAIN
+from batch_share.emulator.state import UNREGISTERED_DOMAIN, SeedGrant, read_seed_file
 
 __all__ = [
     "ACCOUNT_EMAIL",
@@ -32,9 +32,11 @@ __all__ = [
     "Emulator",
     "Faults",
     "RequestRecord",
+    "SeedGrant",
     "ServerHandle",
     "ShareCall",
     "device_id",
+    "read_seed_file",
     "serve",
     "serve_in_thread",
     "service_id",

@@ -57,7 +57,25 @@ def shared_service_id(i: int, j: int) -> str:
     return _make_id(_service_kind(_SHARED_SERVICE_BASE, j), i)
 
 
-def service_name(j: int) -> str:
+# Names people would give, for demos and name lookups; every 25th device is a "Gateway", so
+# a fleet of 25 or more has a name that is ambiguous on purpose.
+FRIENDLY_NAMES = {1: "Lobby Camera", 2: "Front Desk PC", 4: "Warehouse NAS", 5: "Build Server"}
+DUPLICATE_NAME = "Gateway"
+DUPLICATE_EVERY = 25
+
+
+def device_name(i: int) -> str:
+    """The name of the account's own device number i."""
+    if i % DUPLICATE_EVERY == 0:
+        return DUPLICATE_NAME
+    return FRIENDLY_NAMES.get(i, f"device-{i:04d}")
+
+
+def service_name(j: int, *, device: int = 0) -> str:
+    """Service j's name; on a "Gateway" the second service is a second "ssh", so a service
+    name can be ambiguous within one device too."""
+    if device and device % DUPLICATE_EVERY == 0 and j == 2:
+        return SERVICE_NAMES[0]
     return SERVICE_NAMES[j - 1] if j <= len(SERVICE_NAMES) else f"service-{j}"
 
 
@@ -103,10 +121,10 @@ class Fleet:
 
 def _owned_device(i: int, owner: str, service_count: int) -> Device:
     services = tuple(
-        Service(service_id(i, j), service_name(j), device_id(i))
+        Service(service_id(i, j), service_name(j, device=i), device_id(i))
         for j in range(1, service_count + 1)
     )
-    return Device(device_id(i), f"device-{i:04d}", owner, services)
+    return Device(device_id(i), device_name(i), owner, services)
 
 
 def _partner_device(i: int, service_count: int) -> Device:

@@ -16,6 +16,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from batch_share.emulator.server import GRAPHQL_PATH, Emulator
+from batch_share.emulator.state import SeedGrant
 
 _STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
@@ -156,6 +157,7 @@ def serve(
     alias_cap: int | None = None,
     p_apply_then_drop: float = 0.0,
     silent_drop_devices: Iterable[str] = (),
+    seed_access: Iterable[SeedGrant] = (),
 ) -> None:
     """Serve on 127.0.0.1:`port` (0 = any free port) until interrupted.
 
@@ -173,6 +175,7 @@ def serve(
         secret=secret,
         seed=seed,
     )
+    emulator.seed_access(seed_access)
     faults = emulator.faults
     faults.latency, faults.p503, faults.p429, faults.retry_after = latency, p503, p429, retry_after
     faults.p_drop, faults.rate_limit, faults.alias_cap = p_drop, rate_limit, alias_cap

@@ -16,6 +16,7 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, parse
@@ -37,7 +38,7 @@ from batch_share.emulator.schema import (
     execute_document,
     root_field_count,
 )
-from batch_share.emulator.state import ShareState
+from batch_share.emulator.state import SeedGrant, ShareState
 
 GRAPHQL_PATH = "/graphql/v1"
 _RECORD = "batch_share.emulator.record"  # scope key: the middleware's record, for the endpoint
@@ -98,6 +99,23 @@ class Emulator:
     @property
     def account_email(self) -> str:
         return self.shares.account
+
+    def seed_access(self, grants: Iterable[SeedGrant]) -> None:
+        """Access that exists before the run, kept across `reset()` (sync and export need
+        an account that already has shares)."""
+        self.shares.seed(list(grants))
+
+    def grant(
+        self, device_id: str, email: str, *, scripting: bool = False, service_id: str | None = None
+    ) -> None:
+        """Share something now, as someone would by hand in the portal."""
+        self.shares.grant(SeedGrant(device_id, email, scripting, service_id))
+
+    def service_grants(self, service_id: str) -> set[str]:
+        """Email keys with a share of this service alone (not through the whole device)."""
+        return self.service_access(service_id) - set(
+            self.access(self.fleet.services[service_id.upper()].device_id)
+        )
 
     def access(self, device_id: str) -> dict[str, bool]:
         """Whole-device shares of a device: email key (case-folded) -> scripting."""

@@ -19,10 +19,12 @@ Model (a simplification of remote.it, documented so clients know what they test 
 
 from __future__ import annotations
 
+import csv
 import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from batch_share.emulator.faults import Faults
 from batch_share.emulator.fleet import Device, Fleet
@@ -30,6 +32,21 @@ from batch_share.emulator.fleet import Device, Fleet
 UNREGISTERED_DOMAIN = "unregistered.example"
 _EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;.]+(\.[^@\s,;.]+)+")
 _SEED_TIME = "2025-01-01T00:00:00Z"
+
+
+def read_seed_file(path: Path) -> list[SeedGrant]:
+    """Seeded access from a CSV with columns device_id, service_id (blank: whole device),
+    email and scripting (true/false), as `batch-share emulator --seed-access FILE` takes it."""
+    grants = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.DictReader(handle), start=2):
+            device, email = (row.get("device_id") or "").strip(), (row.get("email") or "").strip()
+            if not device or not email:
+                raise ValueError(f"{path.name}, row {number}: device_id and email are required")
+            scripting = (row.get("scripting") or "").strip().casefold() in {"true", "yes", "1"}
+            service = (row.get("service_id") or "").strip() or None
+            grants.append(SeedGrant(device, email, scripting, service))
+    return grants
 
 
 class ShareError(Exception):
@@ -45,6 +62,16 @@ class ShareRequest:
     action: str
     scripting: bool
     services: tuple[tuple[str, str], ...] | None  # (service id, action); None = whole device
+
+
+@dataclass(frozen=True, slots=True)
+class SeedGrant:
+    """One share that exists before a run: whole device (no service) or one service."""
+
+    device_id: str
+    email: str
+    scripting: bool = False
+    service_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +94,11 @@ class ShareState:
         self._lock = threading.Lock()
         self._device_grants: dict[str, dict[str, Grant]] = {}
         self._service_grants: dict[str, dict[str, Grant]] = {}
+        self.seeded: list[SeedGrant] = []
         self.reset()
 
     def reset(self) -> None:
-        """Back to the seed: only the partner's devices are shared, with the account."""
+        """Back to the seed: the partner's devices shared with the account, plus `seeded`."""
         with self._lock:
             self._device_grants = {
                 device.id: {self.account: Grant(scripting=False, created=_SEED_TIME)}
@@ -78,6 +106,43 @@ class ShareState:
                 if device.owner != self.account
             }
             self._service_grants = {}
+            for seed in self.seeded:
+                self._grant(seed)
+
+    def seed(self, grants: list[SeedGrant]) -> None:
+        """Access that exists before any run, and again after every `reset()`."""
+        for grant in grants:
+            self._check_seed(grant)
+        with self._lock:
+            self.seeded.extend(grants)
+            for grant in grants:
+                self._grant(grant)
+
+    def grant(self, grant: SeedGrant) -> None:
+        """Give access now, as if someone had shared it by hand (gone after `reset()`)."""
+        self._check_seed(grant)
+        with self._lock:
+            self._grant(grant)
+
+    def _check_seed(self, grant: SeedGrant) -> None:
+        device = self.find_device(grant.device_id)
+        if device is None:
+            raise ValueError(f"seeded access names unknown device {grant.device_id}")
+        if grant.service_id is not None and grant.service_id.upper() not in {
+            s.id for s in device.services
+        }:
+            raise ValueError(
+                f"seeded access names service {grant.service_id}, "
+                f"which is not a service of {device.id}"
+            )
+
+    def _grant(self, grant: SeedGrant) -> None:
+        key = grant.email.strip().casefold()
+        value = Grant(scripting=grant.scripting, created=_SEED_TIME)
+        if grant.service_id is None:
+            self._device_grants.setdefault(grant.device_id.upper(), {})[key] = value
+        else:
+            self._service_grants.setdefault(grant.service_id.upper(), {})[key] = value
 
     # -- reads -------------------------------------------------------------------------
 

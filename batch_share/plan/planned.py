@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +19,12 @@ from batch_share.sheet.loader import load_sheet
 from batch_share.sheet.rerun import is_report, select_report_lines
 from batch_share.sheet.validate import Validated, validate
 
+if TYPE_CHECKING:
+    from batch_share.plan.sync import SyncFacts
+
 PLANNED = Outcome(Status.NOT_RUN, "planned", "planned; nothing sent")
+# The message of a sync line that removes access nobody listed.
+NOT_IN_SHEET = "not in sheet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class PlannedSheet:
     validated: Validated
     plan: Plan
     path: Path | None = None  # the file it came from, for the report's checksum
+    sync: SyncFacts | None = None  # set when the plan is a sync's difference
 
     @property
     def lines(self) -> Lines:
@@ -116,6 +122,31 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
     A truncated or empty export and a mass removal are the two ways a nightly job can do
     real damage, so both are stopped before anything is sent.
     """
+    if planned.sync is None:
+        check_rows(planned, guard)
+    removals = planned.removals
+    if guard.allow_mass_removal or removals == 0:
+        return
+    if planned.sync is None:
+        total = planned.sendable_lines
+        of_what = f"of the {total} lines to send"
+    else:
+        # Sync: against what exists now, so that "remove half of today's access" means that.
+        total = planned.sync.current_shares
+        of_what = f"of today's {total} shares on the devices in scope"
+    too_many = removals > guard.max_removals
+    too_large_a_share = total and removals / total > guard.max_removal_fraction
+    if too_many or too_large_a_share:
+        raise MassRemovalError(
+            f"refusing to remove {removals} shares ({removals / max(total, 1):.0%} {of_what}; "
+            f"limits: --max-removals {guard.max_removals}, "
+            f"--max-removal-fraction {guard.max_removal_fraction}); "
+            "pass --allow-mass-removal if this is intended"
+        )
+
+
+def check_rows(planned: PlannedSheet, guard: Guard) -> None:
+    """Refuse an empty sheet, one with no valid row, or fewer valid rows than --min-rows."""
     valid_rows = int(np.unique(planned.lines.row[planned.lines.valid]).size)
     if planned.sheet.row_count == 0:
         raise SafetyGuardError(f"{planned.sheet.source}: the sheet has no data rows; nothing to do")
@@ -125,19 +156,6 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
         raise SafetyGuardError(
             f"{planned.sheet.source}: only {valid_rows} valid rows, fewer than --min-rows "
             f"{guard.min_rows}; the export looks truncated"
-        )
-    removals = planned.removals
-    if guard.allow_mass_removal or removals == 0:
-        return
-    sendable = planned.sendable_lines
-    too_many = removals > guard.max_removals
-    too_large_a_share = sendable and removals / sendable > guard.max_removal_fraction
-    if too_many or too_large_a_share:
-        raise MassRemovalError(
-            f"refusing to remove {removals} shares ({removals / max(sendable, 1):.0%} of the "
-            f"{sendable} lines to send; limits: --max-removals {guard.max_removals}, "
-            f"--max-removal-fraction {guard.max_removal_fraction}); "
-            "pass --allow-mass-removal if this is intended"
         )
 
 
@@ -155,7 +173,8 @@ def removal_preview(planned: PlannedSheet, limit: int = 20) -> list[str]:
         intent = planned.lines.intent(line)
         target = intent.device_id + (f" service {intent.service_id}" if intent.service_id else "")
         row = int(planned.sheet.row_numbers[int(planned.lines.row[line])])
-        preview.append(f"remove {intent.email} from {target} (row {row})")
+        where = f"row {row}" if row else NOT_IN_SHEET
+        preview.append(f"remove {intent.email} from {target} ({where})")
         if len(preview) == limit:
             break
     return preview
@@ -189,7 +208,8 @@ def plan_summary(planned: PlannedSheet, per_request: int) -> dict[str, Any]:
     return {
         "sheet": sheet.source,
         "worksheet": sheet.sheet_name,
-        "rows": sheet.row_count,
+        # A sync's removal lines sit on a row of their own that has no number.
+        "rows": int(np.count_nonzero(sheet.row_numbers)),
         "blank_rows_skipped": sheet.blank_rows,
         "lines": len(planned.lines),
         "intents": planned.sendable_lines,
@@ -207,6 +227,8 @@ def plan_summary(planned: PlannedSheet, per_request: int) -> dict[str, Any]:
 def nothing_to_send(planned: PlannedSheet) -> bool:
     """No data rows, or none valid: refused (exit 4) by `run` and `sync`, dry or not, and by
     `plan`, because an empty export must never pass for "nothing to change"."""
+    if planned.sync is not None:
+        return False  # checked on the roster before the account was read (plan/sync.py)
     return planned.sheet.row_count == 0 or planned.sendable_lines == 0
 
 

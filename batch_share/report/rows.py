@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from batch_share.models import ACTIONS, Action, Lines, Outcome, Sheet
-from batch_share.plan.planned import PlannedSheet, final_outcome
+from batch_share.models import ACTIONS, Action, Lines, Outcome, Sheet, Status
+from batch_share.plan.planned import NOT_IN_SHEET, PlannedSheet, final_outcome
 
 
 def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator[list[str | int]]:
-    """One report row per line, in sheet order, with the sheet's extra columns appended."""
+    """One report row per line, in sheet order, with the sheet's extra columns appended.
+
+    A sync's removal lines have no sheet row: their `row` is empty and their message says
+    they were not in the sheet."""
     lines, plan, sheet = planned.lines, planned.plan, planned.sheet
     extras = planned.validated.extra_columns
     service_col = planned.validated.column_map.get("service_id")
@@ -21,7 +24,7 @@ def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator
         device = int(lines.device[line])
         service = int(lines.service[line])
         index = int(plan.line_mutation[line])
-        if lines.valid[line]:
+        if outcome.status is not Status.INVALID:
             action = ACTIONS[int(lines.action[line])].value
             scripting = "true" if lines.scripting[line] else "false"
             notify = "true" if lines.notify[line] else "false"
@@ -31,8 +34,12 @@ def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator
             action = _raw(planned, "action", row, Action.ADD.value)
             scripting = _raw(planned, "scripting", row, "false")
             notify = _raw(planned, "notify", row, "true")
+        row_number = int(sheet.row_numbers[row])
+        message = outcome.message
+        if row_number == 0 and not message.startswith(NOT_IN_SHEET):
+            message = f"{NOT_IN_SHEET}; {message}" if message else NOT_IN_SHEET
         yield [
-            int(sheet.row_numbers[row]),
+            row_number or "",
             lines.device_ids[device] if device >= 0 else sheet.cell(device_col, row).strip(),
             _service_text(lines, sheet, service, service_col, row),
             lines.emails[int(lines.email[line])],
@@ -41,7 +48,7 @@ def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator
             notify,
             outcome.status.value,
             outcome.code,
-            outcome.message,
+            message,
             outcome.attempts,
             plan.mutations[index].id if index >= 0 else "",
             *(sheet.cell(column, row) for column in extras),

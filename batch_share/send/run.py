@@ -91,14 +91,22 @@ def run_plan(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
         async with ShareClient(api_url, credentials, timeout=options.timeout) as client:
-            result = await execute(
-                mutations,
-                client,
-                options.config,
-                stop=stop,
-                on_progress=on_progress,
-                on_confirmed=confirmed,
-            )
+            result = ExecResult({})
+            for phase in _phases(planned, mutations):
+                if result.aborted is not None or stop.is_set():
+                    break
+                done = result
+                result = _joined(
+                    done,
+                    await execute(
+                        phase,
+                        client,
+                        options.config,
+                        stop=stop,
+                        on_progress=_offset(on_progress, done, len(mutations)),
+                        on_confirmed=confirmed,
+                    ),
+                )
             outcomes = {**line_outcomes(planned, result), **earlier}
             if options.verify and result.aborted is None and not stop.is_set():
                 devices = {sent[line].device_id for line in sent}
@@ -120,6 +128,57 @@ def run_plan(
     exec_result, outcomes = asyncio.run(go())
     missing = sum(1 for o in outcomes.values() if o.code == "not-applied")
     return RunResult(exec_result, outcomes, resumed=len(earlier), not_applied=missing)
+
+
+def _phases(planned: PlannedSheet, mutations: tuple[Mutation, ...]) -> list[tuple[Mutation, ...]]:
+    """The mutations in the order the plan demands: those from `Plan.later` on wait until
+    every earlier one has its answer (a sync removes before it adds)."""
+    later = planned.plan.later
+    if later is None:
+        return [mutations]
+    waiting = {mutation.id for mutation in planned.plan.mutations[later:]}
+    first = tuple(m for m in mutations if m.id not in waiting)
+    then = tuple(m for m in mutations if m.id in waiting)
+    return [phase for phase in (first, then) if phase]
+
+
+def _joined(done: ExecResult, more: ExecResult) -> ExecResult:
+    return ExecResult(
+        outcomes={**done.outcomes, **more.outcomes},
+        requests=done.requests + more.requests,
+        retries=done.retries + more.retries,
+        rate_limited=done.rate_limited + more.rate_limited,
+        fields_sent=done.fields_sent + more.fields_sent,
+        aborted=more.aborted,
+        elapsed=done.elapsed + more.elapsed,
+    )
+
+
+def _offset(
+    on_progress: Callable[[ProgressEvent], None] | None, done: ExecResult, total: int
+) -> Callable[[ProgressEvent], None] | None:
+    """Progress of a later phase, counted on from the phases before it."""
+    if on_progress is None:
+        return None
+    finished = len({key[0] for key in done.outcomes})
+    succeeded = sum(1 for o in done.outcomes.values() if o.status is Status.SUCCEEDED)
+    failed = len(done.outcomes) - succeeded
+
+    def report(event: ProgressEvent) -> None:
+        on_progress(
+            replace(
+                event,
+                mutations_done=finished + event.mutations_done,
+                mutations_total=total,
+                keys_succeeded=succeeded + event.keys_succeeded,
+                keys_failed=failed + event.keys_failed,
+                keys_total=len(done.outcomes) + event.keys_total,
+                requests=done.requests + event.requests,
+                retries=done.retries + event.retries,
+            )
+        )
+
+    return report
 
 
 def _sent_intents(planned: PlannedSheet) -> dict[int, Intent]:

@@ -7,56 +7,12 @@ is no longer visible to the account, so there is nothing to read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Mapping
 
-from batch_share.models import Action, Intent, Outcome, Status
+from batch_share.models import Action, DeviceAccess, Intent, Outcome, Status
+from batch_share.send.account import read_access
 
-READ_BATCH = 100  # device ids per `login { device(id: [...]) }` query
-
-
-class AccessReader(Protocol):
-    async def device_access(self, device_ids: Sequence[str]) -> list[dict[str, object]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceAccess:
-    """Who can reach a device (email key -> scripting) and each of its services."""
-
-    device: dict[str, bool] = field(default_factory=dict)
-    services: dict[str, frozenset[str]] = field(default_factory=dict)
-
-
-async def read_access(reader: AccessReader, device_ids: Iterable[str]) -> dict[str, DeviceAccess]:
-    wanted = sorted(set(device_ids))
-    access: dict[str, DeviceAccess] = {}
-    for start in range(0, len(wanted), READ_BATCH):
-        for device in await reader.device_access(wanted[start : start + READ_BATCH]):
-            access[str(device.get("id"))] = _parse(device)
-    return access
-
-
-def _emails(entries: object) -> dict[str, bool]:
-    found: dict[str, bool] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        user = entry.get("user") if isinstance(entry, dict) else None
-        email = user.get("email") if isinstance(user, dict) else None
-        if isinstance(email, str):
-            found[email.casefold()] = bool(entry.get("scripting"))
-    return found
-
-
-def _parse(device: Mapping[str, object]) -> DeviceAccess:
-    services = device.get("services")
-    return DeviceAccess(
-        device=_emails(device.get("access")),
-        services={
-            str(service.get("id")): frozenset(_emails(service.get("access")))
-            for service in (services if isinstance(services, list) else [])
-            if isinstance(service, dict)
-        },
-    )
+__all__ = ["check", "not_applied", "read_access"]
 
 
 def check(intent: Intent, access: DeviceAccess | None) -> str | None:

@@ -65,6 +65,9 @@ def select_report_lines(sheet: Sheet, only: frozenset[str]) -> Sheet:
 
 
 def _row_number(sheet: Sheet, text: str, line: int) -> int:
+    """The original row number; 0 for a sync's removal line, which came from no row."""
+    if not text.strip():
+        return 0
     try:
         return int(text.strip())
     except ValueError:

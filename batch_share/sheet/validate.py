@@ -16,16 +16,11 @@ Duplicates and conflicts need several rows at once; the planner finds them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from batch_share.errors import SheetError
 from batch_share.models import (
     ACTIONS,
     Action,
@@ -37,20 +32,10 @@ from batch_share.models import (
     Sheet,
     Status,
 )
-from batch_share.sheet.arrowtext import fullmatch, to_arrow, to_bools, to_ints
-
-# Canonical order: a row's `code` is its first problem in this order.
-COLUMNS: tuple[str, ...] = ("device_id", "service_id", "email", "action", "scripting", "notify")
-REQUIRED: tuple[str, ...] = ("device_id", "email")
-
-ALIASES: dict[str, tuple[str, ...]] = {
-    "device_id": ("device", "deviceid", "device id", "device address", "device_address"),
-    "service_id": ("service", "serviceid", "service id"),
-    "email": ("e-mail", "emails", "user", "user email", "users", "email address"),
-    "action": ("operation", "op"),
-    "scripting": ("bulk scripting", "allow scripting"),
-    "notify": ("send email", "notify user"),
-}
+from batch_share.sheet.columns import map_columns, missing_columns_error
+from batch_share.sheet.emails import EmailCells, check_emails
+from batch_share.sheet.ids import check_ids
+from batch_share.sheet.verdicts import Issue, Verdicts, quote
 
 _ACTION_WORDS: dict[str, Action] = {
     "add": Action.ADD,
@@ -76,11 +61,6 @@ _BOOLEAN_DEFAULTS: dict[str, bool] = {"scripting": False, "notify": True}
 _ADD = ACTIONS.index(Action.ADD)
 _LEAVE = ACTIONS.index(Action.LEAVE)
 
-_TEXT_HINT = "format the column as Text and re-export"
-
-# (code, message) of one problem, before it is tied to a row.
-_Issue = tuple[str, str]
-
 
 @dataclass(frozen=True, slots=True)
 class Validated:
@@ -97,536 +77,43 @@ class Validated:
     extra_columns: tuple[int, ...]  # sheet columns carried through untouched, in order
 
 
-# ---------------------------------------------------------------------------------------------
-# Header
-
-
-def _header_key(name: str) -> str:
-    return "".join(ch for ch in name.casefold() if ch.isalnum())
-
-
-_HEADER_KEYS: dict[str, str] = {
-    _header_key(alias): canonical
-    for canonical, aliases in ALIASES.items()
-    for alias in (canonical, *aliases)
-}
-
-
-def map_columns(header: Sequence[str]) -> tuple[dict[str, int], list[Problem]]:
-    """Find each canonical column in the header.
-
-    Two columns that mean the same thing (`E-Mail` and `Email`) are refused rather than one
-    of them being picked: the other's addresses would silently never be shared.
-    """
-    column_map: dict[str, int] = {}
-    ambiguous: list[Problem] = []
-    for index, name in enumerate(header):
-        canonical = _HEADER_KEYS.get(_header_key(name))
-        if canonical is None:
-            continue
-        if canonical in column_map:
-            first = header[column_map[canonical]]
-            ambiguous.append(
-                Problem(
-                    0,
-                    canonical,
-                    "ambiguous-column",
-                    f"columns '{first}' and '{name}' both mean {canonical}; "
-                    "rename or remove one of them",
-                )
-            )
-        else:
-            column_map[canonical] = index
-    problems = ambiguous + [
-        Problem(
-            0,
-            name,
-            "missing-column",
-            f"required column {name} is missing (accepted headers: {_accepted_headers(name)})",
-        )
-        for name in REQUIRED
-        if name not in column_map
-    ]
-    return column_map, problems
-
-
-def _accepted_headers(name: str) -> str:
-    return ", ".join((name, *ALIASES[name]))
-
-
-def _missing_columns_error(sheet: Sheet, problems: Sequence[Problem]) -> SheetError:
-    seen = ", ".join(f"'{name}'" for name in sheet.header) or "nothing"
-    where = f"{sheet.source}" + (f" (sheet '{sheet.sheet_name}')" if sheet.sheet_name else "")
-    missing = "; ".join(p.message for p in problems)
-    return SheetError(f"{where}: {missing}. The header row (row {sheet.header_row}) has: {seen}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Single values
-
-
-_CANONICAL_ID = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){7}")
-_ID_SEPARATORS = re.compile(r"[-:\s]")
-_HEX16 = re.compile(r"[0-9A-Fa-f]{16}")
-
-
-def normalize_id(text: str) -> str | None:
-    """`80:00:00:00:12:34:56:78` for any case, surrounding space, and `:` `-` space or no
-    separator; None unless the text holds exactly 16 hex digits."""
-    if _CANONICAL_ID.fullmatch(text):  # the common case, kept cheap for big sheets
-        return text
-    compact = _ID_SEPARATORS.sub("", text)
-    if not _HEX16.fullmatch(compact):
-        return None
-    upper = compact.upper()
-    return ":".join(upper[i : i + 2] for i in range(0, 16, 2))
-
-
-# Explicit [0-9]: `\d` would also accept digits of other scripts.
-_SCIENTIFIC = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]{1,3}")
-_DECIMAL = re.compile(
-    r"[+-]?[0-9]+[.,][0-9]+"  # 8000000012345678.0, 1,5
-    r"|[+-]?[0-9]{1,3}(?:[,.' \u00a0][0-9]{3})+(?:[.,][0-9]+)?"  # 8,000,000,012,345,678
-)
-_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,][0-9]+)?)?(\s*[AaPp]\.?[Mm]\.?)?")
-_ISO_DATE = re.compile(r"[0-9]{4}[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})(?:[ T].*)?")
-_LOCAL_DATE = re.compile(r"([0-9]{1,2})[-/.]([0-9]{1,2})[-/.](?:[0-9]{2}|[0-9]{4})(?:[ T].*)?")
-_NAMED_MONTH_DATE = re.compile(
-    r"[0-9]{1,2}[- ](?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[- ,]*[0-9]{2,4}",
-    re.IGNORECASE,
-)
-
-
-def looks_mangled(text: str) -> str | None:
-    """Why `text` looks like an ID a spreadsheet converted into a number, date or time, or
-    None. Text that reads as 16 hex digits is an ID even when it could pass for a number
-    (`8000000012345E10`): only the cell's stored type (`Column.typed`) can tell then."""
-    value = text.strip()
-    if normalize_id(value) is not None:
-        return None
-    if _SCIENTIFIC.fullmatch(value):
-        return "a number the spreadsheet converted (scientific notation)"
-    if _DECIMAL.fullmatch(value):
-        return "a number the spreadsheet converted (decimal)"
-    if _is_time(value):
-        return "a time the spreadsheet converted"
-    if _is_date(value):
-        return "a date the spreadsheet converted"
-    return None
-
-
-def _is_time(value: str) -> bool:
-    match = _TIME.fullmatch(value)
-    if match is None:
-        return False
-    hours, minutes, seconds, meridiem = match.groups()
-    max_hours = 12 if meridiem else 23
-    return int(hours) <= max_hours and int(minutes) < 60 and int(seconds or 0) < 60
-
-
-def _is_date(value: str) -> bool:
-    # Plausible month/day only, so ID fragments like `12-34-56` stay plain invalid IDs.
-    if (match := _ISO_DATE.fullmatch(value)) is not None:
-        month, day = (int(part) for part in match.groups())
-        return 1 <= month <= 12 and 1 <= day <= 31
-    if (match := _LOCAL_DATE.fullmatch(value)) is not None:
-        first, second = (int(part) for part in match.groups())
-        return _is_day_month(first, second) or _is_day_month(second, first)
-    return _NAMED_MONTH_DATE.fullmatch(value) is not None
-
-
-def _is_day_month(day: int, month: int) -> bool:
-    try:
-        date(2000, month, day)  # a leap year, so 29/02 counts
-    except ValueError:
-        return False
-    return True
-
-
-_EMAIL_SEPARATORS = re.compile(r"[,;\s\u200b\ufeff]+")
-
-
-def split_emails(cell: str) -> list[str]:
-    """The addresses in one email cell, in order: separated by `,` `;` whitespace or
-    newlines (zero-width spaces too, which pasting from web pages leaves behind)."""
-    return [part for part in _EMAIL_SEPARATORS.split(cell) if part]
-
-
-_EMAIL_FORBIDDEN = frozenset('()<>[]\\",;:')
-
-
-# The everyday address, matched in one C-level call: a strict subset of what `_email_fault`
-# accepts, so it only skips the slow, message-producing checks for addresses that pass them.
-# A sheet of a million distinct addresses spends most of validation here.
-_PLAIN_EMAIL = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"
-)
-
-
-def _email_fault(address: str) -> str | None:
-    """What makes `address` unusable, in words, or None. Deliberately a sanity check, not
-    RFC 5322: the server has the last word on whether an account exists."""
-    if len(address) <= 254 and _PLAIN_EMAIL.fullmatch(address) and address.index("@") <= 64:
-        return None
-    if len(address) > 254:
-        return "it is longer than 254 characters"
-    if address.count("@") != 1:
-        return "it has no @" if "@" not in address else "it has more than one @"
-    bad = next((ch for ch in address if ch in _EMAIL_FORBIDDEN or not ch.isprintable()), None)
-    if bad is not None:
-        return f"it contains {bad!r}"
-    local, domain = address.split("@")
-    if not local:
-        return "there is nothing before the @"
-    if len(local) > 64:
-        return "the part before the @ is longer than 64 characters"
-    if local.startswith(".") or local.endswith(".") or ".." in local:
-        return "the part before the @ has a misplaced dot"
-    if not domain:
-        return "there is nothing after the @"
-    labels = domain.split(".")
-    if len(labels) < 2:
-        return f"the domain '{domain}' has no dot"
-    if not all(labels):
-        return f"the domain '{domain}' has an empty part"
-    if any(not all(ch.isalnum() or ch == "-" for ch in label) for label in labels):
-        return f"the domain '{domain}' has characters a domain cannot have"
-    if any(label.startswith("-") or label.endswith("-") for label in labels):
-        return f"the domain '{domain}' has a part starting or ending with '-'"
-    if len(labels[-1]) < 2 or labels[-1].isdigit():
-        return f"the domain '{domain}' does not end in a top-level domain"
-    return None
-
-
-def _quote(text: str) -> str:
-    shown = text if len(text) <= 60 else text[:57] + "..."
-    return "'" + shown.replace("\r", "\\r").replace("\n", "\\n") + "'"
-
-
-# ---------------------------------------------------------------------------------------------
-# Whole columns: one verdict per distinct text
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdicts:
-    """One column's verdict per distinct cell text: the parsed value and the problem."""
-
-    value: IntArray  # table index, action index or 0/1, per distinct text; -1 if unusable
-    issues: tuple[_Issue | None, ...]
-    bad: BoolArray
-
-    @classmethod
-    def build(cls, values: Sequence[int], issues: Sequence[_Issue | None]) -> _Verdicts:
-        return cls(
-            value=np.asarray(values, dtype=np.int64),
-            issues=tuple(issues),
-            bad=np.fromiter((i is not None for i in issues), dtype=np.bool_, count=len(issues)),
-        )
-
-
-def _check_ids(column: Column, name: str, *, required: bool) -> tuple[_Verdicts, tuple[str, ...]]:
-    """Each distinct ID text -> index into the returned table of normalised IDs. Texts that
-    differ only in form (`80-00-...` vs `80:00:...`) share one table entry."""
-    canonical = _canonical_id_texts(column)
-    if canonical.all():
-        # Fast path: distinct texts that are already canonical are distinct IDs, so the
-        # table is the column's own values, in the order the loop below would give.
-        count = len(column.values)
-        verdicts = _Verdicts(
-            np.arange(count, dtype=np.int64), (None,) * count, np.zeros(count, dtype=np.bool_)
-        )
-        return verdicts, column.values
-    table: dict[str, int] = {}
+def _check_actions(column: Column) -> Verdicts:
     values: list[int] = []
-    issues: list[_Issue | None] = []
-    typed = column.typed or (False,) * len(column.values)
-    for text, is_typed, is_canonical in zip(column.values, typed, canonical.tolist(), strict=True):
-        if is_canonical:
-            values.append(table.setdefault(text, len(table)))
-            issues.append(None)
-            continue
-        value, issue = _id_verdict(text.strip(), name, is_typed=is_typed, required=required)
-        values.append(-1 if value is None else table.setdefault(value, len(table)))
-        issues.append(issue)
-    return _Verdicts.build(values, issues), tuple(table)
-
-
-def _canonical_id_texts(column: Column) -> BoolArray:
-    """Per distinct text: a text cell (not a number the spreadsheet typed) already holding a
-    canonical ID, which needs no normalising and has no problem. One RE2 pass over the
-    texts; the Python regex only when arrow cannot take them."""
-    texts = to_arrow(column.values)
-    if texts is None:
-        matches = (_CANONICAL_ID.fullmatch(text) is not None for text in column.values)
-        canonical = np.fromiter(matches, dtype=np.bool_, count=len(column.values))
-    else:
-        canonical = fullmatch(texts, _CANONICAL_ID)
-    if column.typed is not None:
-        canonical &= ~np.asarray(column.typed, dtype=np.bool_)
-    return canonical
-
-
-def _id_verdict(
-    value: str, name: str, *, is_typed: bool, required: bool
-) -> tuple[str | None, _Issue | None]:
-    """The normalised ID in one stripped cell, or what is wrong with it."""
-    kind = name.removesuffix("_id")
-    if not value:
-        return None, ((f"missing-{kind}-id", f"{name} is blank") if required else None)
-    if is_typed:
-        message = (
-            f"{name} {_quote(value)} was stored by the spreadsheet as a number or date, "
-            f"not text, so the ID may be damaged; {_TEXT_HINT}"
-        )
-        return None, ("id-mangled", message)
-    if (normal := normalize_id(value)) is not None:
-        return normal, None
-    if (reason := looks_mangled(value)) is not None:
-        return None, ("id-mangled", f"{name} {_quote(value)} looks like {reason}; {_TEXT_HINT}")
-    message = (
-        f"{name} {_quote(value)} is not an ID: {_id_shape_fault(value)} "
-        "(expected 16 hex digits like 80:00:00:00:12:34:56:78)"
-    )
-    return None, (f"invalid-{kind}-id", message)
-
-
-def _id_shape_fault(value: str) -> str:
-    compact = _ID_SEPARATORS.sub("", value)
-    bad = next((ch for ch in compact if ch not in "0123456789abcdefABCDEF"), None)
-    if bad is not None:
-        return f"{bad!r} is not a hex digit"
-    return f"it has {len(compact)} hex digits"
-
-
-def _check_actions(column: Column) -> _Verdicts:
-    values: list[int] = []
-    issues: list[_Issue | None] = []
+    issues: list[Issue | None] = []
     for text in column.values:
         word = text.strip().casefold()
         action = _ACTION_WORDS.get(word, Action.ADD if not word else None)
         values.append(-1 if action is None else ACTIONS.index(action))
         issues.append(None if action is not None else _unknown_action(text.strip()))
-    return _Verdicts.build(values, issues)
+    return Verdicts.build(values, issues)
 
 
-def _check_booleans(column: Column, name: str) -> _Verdicts:
+def _check_booleans(column: Column, name: str) -> Verdicts:
     default = _BOOLEAN_DEFAULTS[name]
     values: list[int] = []
-    issues: list[_Issue | None] = []
+    issues: list[Issue | None] = []
     for text in column.values:
         word = text.strip().casefold()
         flag = _BOOLEAN_WORDS.get(word, default if not word else None)
         values.append(int(default if flag is None else flag))
         issues.append(None if flag is not None else _invalid_boolean(name, text.strip()))
-    return _Verdicts.build(values, issues)
+    return Verdicts.build(values, issues)
 
 
-def _unknown_action(value: str) -> _Issue:
+def _unknown_action(value: str) -> Issue:
     message = (
-        f"action {_quote(value)} is not one of ADD (add, share, grant), "
+        f"action {quote(value)} is not one of ADD (add, share, grant), "
         "REMOVE (remove, unshare, revoke) or LEAVE"
     )
     return ("unknown-action", message)
 
 
-def _invalid_boolean(name: str, value: str) -> _Issue:
+def _invalid_boolean(name: str, value: str) -> Issue:
     message = (
-        f"{name} {_quote(value)} is not a yes/no value "
+        f"{name} {quote(value)} is not a yes/no value "
         "(use true/false, yes/no, y/n, 1/0, or x for true)"
     )
     return ("invalid-boolean", message)
-
-
-@dataclass(frozen=True, slots=True)
-class _EmailCells:
-    """Each distinct email cell split into addresses, flattened.
-
-    Cell k's addresses are `addresses[starts[k] : starts[k] + counts[k]]` (indices into
-    `emails`, which lists each address once, in order of first appearance). A blank cell
-    holds one address, "", so it still gets a report line.
-    """
-
-    counts: IntArray
-    starts: IntArray
-    addresses: IntArray
-    emails: tuple[str, ...]
-    keys: tuple[str, ...]  # per entry of `emails`: its case-folded comparison key
-    issues: tuple[_Issue | None, ...]  # per entry of `emails`
-    bad: BoolArray  # per entry of `emails`
-    cell_bad: BoolArray  # per distinct cell: any of its addresses is bad
-
-
-def _check_emails(column: Column) -> _EmailCells:
-    """Split and check every distinct email cell; the same result as
-    `_check_emails_in_python`, which is the definition.
-
-    Fast path: a cell that `_PLAIN_EMAIL` matches whole (RE2, in arrow) and that is within
-    the length limits is one address, itself, with no problem: `split_emails` finds no
-    separator in it and `_email_fault` accepts it on its first line. Distinct cells are
-    distinct texts, so such cells need no deduplicating among themselves; only the other
-    cells are split and checked in Python.
-    """
-    texts = to_arrow(column.values)
-    if texts is None:
-        return _check_emails_in_python(column)
-    plain = _plain_address_cells(texts)
-    folds = _needs_folding(texts)
-    if plain.all():
-        return _plain_cells(column.values, folds)
-    return _mixed_cells(column.values, texts, plain, folds)
-
-
-def _plain_address_cells(texts: pa.LargeStringArray) -> BoolArray:
-    """Cells `_email_fault` accepts on its first line: `_PLAIN_EMAIL` matches the whole
-    cell, it is at most 254 characters, and its @ (there is one) is at most 64 in. Such a
-    match is ASCII, so byte counts are character counts."""
-    plain = fullmatch(texts, _PLAIN_EMAIL)
-    plain &= to_ints(pc.binary_length(texts)) <= 254
-    plain &= to_ints(pc.find_substring(texts, "@")) <= 64
-    return plain
-
-
-def _needs_folding(texts: pa.LargeStringArray) -> BoolArray:
-    """Texts whose `casefold()` may differ from them: any that is not ASCII, and any ASCII
-    one with a capital (for ASCII, case-folding is lower-casing A-Z). The rest are their
-    own comparison keys, which spares a second copy of a million addresses."""
-    ascii_text = to_bools(pc.string_is_ascii(texts))
-    lowered = to_bools(pc.equal(texts, pc.ascii_lower(texts)))
-    return ~(ascii_text & lowered)
-
-
-def _fold(texts: Sequence[str], folds: BoolArray) -> tuple[str, ...]:
-    """`casefold()` of each text, computed only where `folds` says it may change it."""
-    if not folds.any():
-        return tuple(texts)
-    keys = list(texts)
-    for index in np.flatnonzero(folds).tolist():
-        keys[index] = keys[index].casefold()
-    return tuple(keys)
-
-
-def _plain_cells(values: tuple[str, ...], folds: BoolArray) -> _EmailCells:
-    """Every cell is one good address: cell k is address k."""
-    count = len(values)
-    each = np.arange(count, dtype=np.int64)
-    none = np.zeros(count, dtype=np.bool_)
-    keys = values if not folds.any() else _fold(values, folds)
-    return _EmailCells(
-        np.ones(count, dtype=np.int64), each, each, values, keys, (None,) * count, none, none
-    )
-
-
-def _mixed_cells(
-    values: tuple[str, ...], texts: pa.LargeStringArray, plain: BoolArray, folds: BoolArray
-) -> _EmailCells:
-    """Plain cells as in `_plain_cells`; the others split and checked in Python.
-
-    Split addresses may repeat each other or a plain cell, so every address gets an
-    identity: the index of the plain cell with its text, or, past all cells, one per new
-    address. Keeping each identity's first appearance gives the table in the order
-    `_check_emails_in_python` builds it.
-    """
-    count = len(values)
-    others = np.flatnonzero(~plain)
-    split = [split_emails(values[cell]) or [""] for cell in others.tolist()]
-    counts = np.ones(count, dtype=np.int64)
-    counts[others] = [len(addresses) for addresses in split]
-    starts = np.cumsum(counts) - counts
-    found = [address for addresses in split for address in addresses]
-    identity, new_addresses = _address_identities(values, texts, plain, found)
-
-    flat = np.empty(int(counts.sum()), dtype=np.int64)  # the identity of every address
-    flat[starts[plain]] = np.flatnonzero(plain)
-    flat[_slots(starts[others], counts[others])] = [identity[address] for address in found]
-    in_order, entry = _first_appearances(flat, count + len(new_addresses))
-
-    pool = np.empty(count + len(new_addresses), dtype=object)  # the text of each identity
-    pool[:count] = values
-    pool[count:] = new_addresses
-    emails = tuple(pool[in_order].tolist())
-    is_new = in_order >= count
-    keys = _fold(emails, np.append(folds, np.ones(len(new_addresses), dtype=np.bool_))[in_order])
-    issue_of = {address: _email_issue(address) for address in new_addresses}
-    issues = tuple(
-        issue_of[email] if new else None for email, new in zip(emails, is_new.tolist(), strict=True)
-    )
-    bad = np.fromiter((i is not None for i in issues), dtype=np.bool_, count=len(issues))
-    addresses = entry[flat]
-    cell_bad = np.logical_or.reduceat(bad[addresses], starts)
-    return _EmailCells(counts, starts, addresses, emails, keys, issues, bad, cell_bad)
-
-
-def _address_identities(
-    values: tuple[str, ...], texts: pa.LargeStringArray, plain: BoolArray, found: list[str]
-) -> tuple[dict[str, int], list[str]]:
-    """The identity of each address found by splitting (see `_mixed_cells`), and the found
-    addresses that no plain cell holds, in order of first appearance."""
-    distinct = list(dict.fromkeys(found))
-    wanted = to_arrow(distinct)
-    if wanted is None:  # cannot happen: pieces of texts that converted convert too
-        raise ValueError("split email addresses are not valid text")
-    # An arrow set lookup of the few found addresses over all cells, rather than a dict
-    # of a million cells.
-    repeated = np.flatnonzero(plain & to_bools(pc.is_in(texts, value_set=wanted)))
-    identity = {values[cell]: cell for cell in repeated.tolist()}
-    new_addresses = [address for address in distinct if address not in identity]
-    identity.update((address, len(values) + i) for i, address in enumerate(new_addresses))
-    return identity, new_addresses
-
-
-def _slots(starts: IntArray, counts: IntArray) -> IntArray:
-    """Every position starts[i], starts[i] + 1, ..., starts[i] + counts[i] - 1, in order."""
-    run_starts = np.cumsum(counts) - counts
-    within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(run_starts, counts)
-    slots: IntArray = np.repeat(starts, counts) + within
-    return slots
-
-
-def _first_appearances(flat: IntArray, size: int) -> tuple[IntArray, IntArray]:
-    """The distinct values of `flat` (all below `size`) in order of first appearance, and
-    each value's place in that order (for values that appear)."""
-    first = np.full(size, len(flat), dtype=np.int64)
-    np.minimum.at(first, flat, np.arange(len(flat), dtype=np.int64))
-    is_first = np.zeros(len(flat), dtype=np.bool_)
-    is_first[first[first < len(flat)]] = True
-    in_order = flat[is_first]
-    place = np.zeros(size, dtype=np.int64)
-    place[in_order] = np.arange(len(in_order), dtype=np.int64)
-    return in_order, place
-
-
-def _check_emails_in_python(column: Column) -> _EmailCells:
-    """Split and check every cell in Python: the definition the fast path must agree with,
-    and the path for texts arrow cannot take."""
-    table: dict[str, int] = {}
-    counts: list[int] = []
-    flat: list[int] = []
-    for text in column.values:
-        in_cell = split_emails(text) or [""]
-        counts.append(len(in_cell))
-        if len(in_cell) == 1:
-            flat.append(table.setdefault(in_cell[0], len(table)))
-        else:
-            flat.extend(table.setdefault(address, len(table)) for address in in_cell)
-    emails = tuple(table)
-    issues = tuple(_email_issue(address) for address in emails)
-    bad = np.fromiter((i is not None for i in issues), dtype=np.bool_, count=len(issues))
-    count_array = np.asarray(counts, dtype=np.int64)
-    starts = np.cumsum(count_array) - count_array
-    addresses = np.asarray(flat, dtype=np.int64)
-    cell_bad = np.logical_or.reduceat(bad[addresses], starts) if len(starts) else bad[:0]
-    keys = tuple(email.casefold() for email in emails)
-    return _EmailCells(count_array, starts, addresses, emails, keys, issues, bad, cell_bad)
-
-
-def _email_issue(address: str) -> _Issue | None:
-    if not address:
-        return ("missing-email", "email is blank")
-    fault = _email_fault(address)
-    if fault is None:
-        return None
-    return ("invalid-email", f"email {_quote(address)} is not a valid address: {fault}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,7 +125,7 @@ class _RowCheck:
     """One column's verdicts as seen from rows; `codes` is None when the column is absent."""
 
     name: str
-    verdicts: _Verdicts | None = None
+    verdicts: Verdicts | None = None
     codes: IntArray | None = None
 
     def values(self, rows: int, default: int) -> IntArray:
@@ -665,7 +152,7 @@ class _RowCheck:
         wanted = self.verdicts.bad[self.codes] if keep is None else keep
         return np.where(wanted, self.codes, -1)
 
-    def issue(self, row: int) -> _Issue | None:
+    def issue(self, row: int) -> Issue | None:
         if self.verdicts is None or self.codes is None:
             return None
         return self.verdicts.issues[int(self.codes[row])]
@@ -694,14 +181,14 @@ def _check_rows(sheet: Sheet, column_map: dict[str, int]) -> _RowChecks:
         return None if index is None else sheet.columns[index]
 
     device_column = sheet.columns[column_map["device_id"]]
-    device_verdicts, device_ids = _check_ids(device_column, "device_id", required=True)
+    device_verdicts, device_ids = check_ids(device_column, "device_id", required=True)
     device = _RowCheck("device_id", device_verdicts, device_column.codes)
 
     service = _RowCheck("service_id")
     service_ids: tuple[str, ...] = ()
     service_given = np.zeros(sheet.row_count, dtype=np.bool_)
     if (service_column := column("service_id")) is not None:
-        service_verdicts, service_ids = _check_ids(service_column, "service_id", required=False)
+        service_verdicts, service_ids = check_ids(service_column, "service_id", required=False)
         service = _RowCheck("service_id", service_verdicts, service_column.codes)
         nonblank = np.fromiter((bool(v.strip()) for v in service_column.values), dtype=np.bool_)
         service_given = nonblank[service_column.codes]
@@ -733,11 +220,11 @@ def validate(sheet: Sheet) -> Validated:
     required column is missing; bad data becomes `Problem`s and invalid lines."""
     column_map, missing = map_columns(sheet.header)
     if missing:
-        raise _missing_columns_error(sheet, missing)
+        raise missing_columns_error(sheet, missing)
     rows = sheet.row_count
     checks = _check_rows(sheet, column_map)
     email_codes = sheet.columns[column_map["email"]].codes
-    cells = _check_emails(sheet.columns[column_map["email"]])
+    cells = check_emails(sheet.columns[column_map["email"]])
 
     row_action = checks.action.values(rows, _ADD)
     leave_with_service = (row_action == _LEAVE) & checks.service_given
@@ -798,7 +285,7 @@ def _describe_problems(
     *,
     column_map: dict[str, int],
     checks: _RowChecks,
-    cells: _EmailCells,
+    cells: EmailCells,
     has_problem: BoolArray,
     first_line: IntArray,
 ) -> tuple[list[Problem], dict[int, tuple[Status, str, str]]]:
@@ -837,7 +324,7 @@ def _describe_problems(
 
 
 def _row_verdict(
-    sheet: Sheet, column_map: dict[str, int], checks: _RowChecks, cells: _EmailCells, r: int
+    sheet: Sheet, column_map: dict[str, int], checks: _RowChecks, cells: EmailCells, r: int
 ) -> _RowVerdict:
     """Describe data row r. A row-level problem spoils every line of the row; an address
     problem only its own line. Issues are gathered in COLUMNS order, email in the middle."""
@@ -867,21 +354,21 @@ def _row_verdict(
     return _RowVerdict(problems, tuple(lines))
 
 
-def _named_issues(checks: Sequence[_RowCheck], r: int) -> list[tuple[str, _Issue]]:
+def _named_issues(checks: Sequence[_RowCheck], r: int) -> list[tuple[str, Issue]]:
     return [(check.name, issue) for check in checks if (issue := check.issue(r)) is not None]
 
 
-def _line_verdict(found: list[tuple[str, _Issue]]) -> tuple[Status, str, str]:
+def _line_verdict(found: list[tuple[str, Issue]]) -> tuple[Status, str, str]:
     """A line's code is its first problem in column order; its message names them all."""
     message = "; ".join(message for _, (_, message) in found)
     return (Status.INVALID, found[0][1][0], message)
 
 
-def _leave_with_service_issue(service_text: str) -> _Issue:
+def _leave_with_service_issue(service_text: str) -> Issue:
     return (
         "leave-with-service",
         (
-            f"action LEAVE gives up a whole device, but service_id {_quote(service_text)} "
+            f"action LEAVE gives up a whole device, but service_id {quote(service_text)} "
             "is filled in; leave service_id blank"
         ),
     )
