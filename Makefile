@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8765
 
-.PHONY: install fmt lint test check fuzz bench demo clean
+.PHONY: install fmt lint test check fuzz bench demo screenshots clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ bench:
 	$(BIN)/python bench/run_speed.py
 	$(BIN)/python bench/hostile_sheets.py
 	$(BIN)/python bench/export_speed.py
+	$(BIN)/python bench/serve_speed.py
 
 demo:
 	$(BIN)/python sample_sheets/demo.py
+
+# The README's pictures of `serve`, taken from the real page in headless Chromium.
+screenshots:
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info

@@ -12,6 +12,7 @@ from batch_share.cli.emulator import emulator
 from batch_share.cli.export import export
 from batch_share.cli.plan import plan
 from batch_share.cli.run import run
+from batch_share.cli.serve import serve
 from batch_share.cli.sync import sync
 from batch_share.cli.template import template
 
@@ -26,6 +27,7 @@ app.command()(sync)
 app.command()(emulator)
 app.command()(export)
 app.command()(template)
+app.command()(serve)
 
 
 def main() -> None:

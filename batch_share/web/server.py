@@ -1,0 +1,110 @@
+"""Running the page over real HTTP on 127.0.0.1: in a thread (tests, screenshots, the bench)
+or in the foreground (`batch-share serve`)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from batch_share.web.app import ServeConfig, State, create_app
+
+HOST = "127.0.0.1"  # never configurable: the page can spend the user's credentials
+_STARTUP_TIMEOUT = 10.0
+
+
+def bind(port: int) -> socket.socket:
+    """Bind before starting, so port 0 yields the real port the Host check must expect."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def page_url(config: ServeConfig) -> str:
+    return f"http://{HOST}:{config.port}/?token={config.token}"
+
+
+def _server(app: Starlette, *, log_config: dict[str, Any] | None) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            http="h11",
+            ws="none",
+            lifespan="off",
+            loop="asyncio",
+            log_config=log_config,
+            log_level="warning",
+            # The access log would print the token of every first visit.
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+    )
+
+
+class WebServer:
+    """The page served on a background thread; a context manager that stops it."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.sock = bind(config.port)
+        self.config = replace(config, port=self.sock.getsockname()[1])
+        self.app = create_app(self.config)
+        self._server = _server(self.app, log_config=None)
+        self._thread = threading.Thread(target=self._run, name="batch-share-serve", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The page's URL with its token."""
+        return page_url(self.config)
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.config.port}"
+
+    @property
+    def state(self) -> State:
+        found: State = self.app.state.serve
+        return found
+
+    def _run(self) -> None:
+        with self.sock:
+            self._server.run(sockets=[self.sock])
+
+    def __enter__(self) -> WebServer:
+        self._thread.start()
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError("the page's server did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def serve_forever(config: ServeConfig, sock: socket.socket) -> None:
+    """Serve until Ctrl-C, which is how this server is meant to end."""
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
+
+    with contextlib.suppress(KeyboardInterrupt), sock:
+        _server(create_app(config), log_config=LOGGING_CONFIG).run(sockets=[sock])
