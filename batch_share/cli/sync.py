@@ -123,7 +123,7 @@ def print_diff(console: Console, event: DiffEvent) -> None:
     """Per device: `+ email (scripting)`, `- email`, `= N unchanged`; then the totals."""
     added = removed = unchanged = held = 0
     for device in event.devices:
-        console.info(f"{device.device_id}:")
+        console.info(f"{device.device_id}" + (f" ({device.name}):" if device.name else ":"))
         for text in device.added:
             console.info(f"  + {text}")
         for text in device.removed:
