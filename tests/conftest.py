@@ -8,9 +8,13 @@ seed shares, no faults and zero counters.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from helpers import Invoke
+from typer.testing import CliRunner, Result
 
+from batch_share.cli import app
 from batch_share.emulator import Emulator, ServerHandle, serve_in_thread
 
 
@@ -36,3 +40,19 @@ def credentials_env(emulator: ServerHandle) -> dict[str, str]:
         "R3_SECRET_ACCESS_KEY": emulator.secret,
         "REMOTEIT_API_URL": emulator.url,
     }
+
+
+@pytest.fixture
+def invoke(emulator: ServerHandle, tmp_path: Path) -> Invoke:
+    """The real CLI, in-process, against the emulator, with a state directory of its own."""
+    env = {
+        "R3_ACCESS_KEY_ID": emulator.key_id,
+        "R3_SECRET_ACCESS_KEY": emulator.secret,
+        "REMOTEIT_API_URL": emulator.url,
+        "BATCH_SHARE_STATE_DIR": str(tmp_path / "state"),
+    }
+
+    def run(*args: str | Path) -> Result:
+        return CliRunner().invoke(app, [str(arg) for arg in args], env=env)
+
+    return run

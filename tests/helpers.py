@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from typer.testing import Result
+
 # The report's columns as SPEC.md lists them, kept here as the contract the product is
 # checked against (not imported from the product, which would make the check circular).
 SPEC_REPORT_COLUMNS = [
@@ -25,6 +27,7 @@ SPEC_REPORT_COLUMNS = [
     "attempts",
     "mutation",
 ]
+Invoke = Callable[..., Result]  # the CLI, in-process: invoke("run", sheet, "--report", out)
 WAIT_LIMIT = 30.0  # seconds a subprocess may take to get going before the test gives up
 SHEET_HEADER = ["device_id", "service_id", "email", "action", "scripting", "notify", "ticket"]
 

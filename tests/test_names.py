@@ -5,14 +5,10 @@ another lookup."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from helpers import read_report, write_sheet
-from typer.testing import CliRunner, Result
+from helpers import Invoke, read_report, write_sheet
 
-from batch_share.cli import app
 from batch_share.emulator import (
     ACCOUNT_EMAIL,
     ServerHandle,
@@ -21,24 +17,8 @@ from batch_share.emulator import (
     shared_device_id,
 )
 
-Invoke = Callable[..., Result]
 HEADER = ["device", "service", "email", "action"]
 GATEWAYS = (device_id(25), device_id(50))  # the fleet names every 25th device "Gateway"
-
-
-@pytest.fixture
-def invoke(emulator: ServerHandle, tmp_path: Path) -> Invoke:
-    env = {
-        "R3_ACCESS_KEY_ID": emulator.key_id,
-        "R3_SECRET_ACCESS_KEY": emulator.secret,
-        "REMOTEIT_API_URL": emulator.url,
-        "BATCH_SHARE_STATE_DIR": str(tmp_path / "state"),
-    }
-
-    def run(*args: str | Path) -> Result:
-        return CliRunner().invoke(app, [str(arg) for arg in args], env=env)
-
-    return run
 
 
 def sheet(tmp_path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:

@@ -4,33 +4,14 @@ state exactly, and nothing else is touched or sent."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import read_report, write_sheet
-from typer.testing import CliRunner, Result
+from helpers import Invoke, read_report, write_sheet
 
-from batch_share.cli import app
 from batch_share.emulator import ACCOUNT_EMAIL, ServerHandle, device_id, service_id
 
-Invoke = Callable[..., Result]
 HEADER = ["device_id", "service_id", "email", "scripting", "action"]
-
-
-@pytest.fixture
-def invoke(emulator: ServerHandle, tmp_path: Path) -> Invoke:
-    env = {
-        "R3_ACCESS_KEY_ID": emulator.key_id,
-        "R3_SECRET_ACCESS_KEY": emulator.secret,
-        "REMOTEIT_API_URL": emulator.url,
-        "BATCH_SHARE_STATE_DIR": str(tmp_path / "state"),
-    }
-
-    def run(*args: str | Path) -> Result:
-        return CliRunner().invoke(app, [str(arg) for arg in args], env=env)
-
-    return run
 
 
 def roster(tmp_path: Path, rows: list[list[str]], name: str = "roster.csv") -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -80,18 +80,16 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Apply a sheet to the remote.it API and write the per-row report."""
-    from batch_share.pipeline import PER_REQUEST_DEFAULT, Guard, JobOptions, new_run_id
-
-    options = JobOptions(
-        command="run",
+    options = job_options(
+        "run",
         sheet_name=sheet_name,
         report=report,
         dry_run=dry_run,
         api_url=api_url,
         profile=profile,
-        per_request=per_request or PER_REQUEST_DEFAULT,
+        per_request=per_request,
         cross_device=cross_device,
-        guard=Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows),
+        guard=(max_removals, max_removal_fraction, allow_mass_removal, min_rows),
         concurrency=concurrency,
         rate=rate,
         retries=retries,
@@ -100,13 +98,32 @@ def run(
         resume=resume,
         resume_window=resume_window,
         state_dir=state_dir,
-        run_id=new_run_id(),
-        handle_signals=True,
     )
     console = Console(
         as_json=as_json, quiet=quiet, verbose=verbose, log_format=log_format, run_id=options.run_id
     )
     run_and_exit(context, console, sheet, options, only=only)
+
+
+def job_options(
+    command: str,
+    *,
+    per_request: int | None,
+    guard: tuple[int, float, bool, int],
+    **chosen: Any,
+) -> JobOptions:
+    """The job `run` and `sync` describe with the same flags, for the main thread (signals
+    stop sending cleanly) with a fresh run id."""
+    from batch_share.pipeline import PER_REQUEST_DEFAULT, Guard, JobOptions, new_run_id
+
+    return JobOptions(
+        command=command,
+        per_request=per_request or PER_REQUEST_DEFAULT,
+        guard=Guard(*guard),
+        run_id=new_run_id(),
+        handle_signals=True,
+        **chosen,
+    )
 
 
 def run_and_exit(

@@ -34,7 +34,7 @@ from batch_share.cli.options import (
     VerboseOpt,
     VerifyOpt,
 )
-from batch_share.cli.run import run_and_exit
+from batch_share.cli.run import job_options, run_and_exit
 
 if TYPE_CHECKING:
     from batch_share.pipeline import DiffEvent
@@ -82,20 +82,18 @@ def sync(
 ) -> None:
     """Make access on the sheet's devices equal the sheet: add what is missing, remove what
     nobody listed. The removal brake counts against today's access."""
-    from batch_share.pipeline import PER_REQUEST_DEFAULT, Guard, JobOptions, new_run_id
-
     if scope not in SCOPES:
         raise typer.BadParameter("use sheet or account", param_hint="--scope")
-    options = JobOptions(
-        command="sync",
+    options = job_options(
+        "sync",
         sheet_name=sheet_name,
         report=report,
         dry_run=dry_run,
         api_url=api_url,
         profile=profile,
-        per_request=per_request or PER_REQUEST_DEFAULT,
+        per_request=per_request,
         cross_device=cross_device,
-        guard=Guard(max_removals, max_removal_fraction, allow_mass_removal, min_rows),
+        guard=(max_removals, max_removal_fraction, allow_mass_removal, min_rows),
         concurrency=concurrency,
         rate=rate,
         retries=retries,
@@ -105,8 +103,6 @@ def sync(
         resume_window=resume_window,
         state_dir=state_dir,
         scope=scope,
-        run_id=new_run_id(),
-        handle_signals=True,
     )
     console = Console(
         as_json=as_json, quiet=quiet, verbose=verbose, log_format=log_format, run_id=options.run_id
