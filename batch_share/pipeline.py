@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from batch_share.models import (
 from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
 from batch_share.send.executor import ExecConfig, ExecResult, ProgressEvent, execute
 from batch_share.send.journal import Journal, intent_key
+from batch_share.send.signals import handlers_restored, stop_on_signals
 from batch_share.send.verify import not_applied, read_access
 from batch_share.sheet.loader import load_sheet
 from batch_share.sheet.rerun import is_report, select_report_lines
@@ -251,9 +251,7 @@ def run_plan(
 
     async def go() -> tuple[ExecResult, dict[int, Outcome]]:
         if options.handle_signals:
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
+            stop_on_signals(asyncio.get_running_loop(), stop)
         async with ShareClient(api_url, credentials, timeout=options.timeout) as client:
             result = await execute(
                 mutations,
@@ -281,7 +279,8 @@ def run_plan(
                     )
             return result, outcomes
 
-    exec_result, outcomes = asyncio.run(go())
+    with handlers_restored():
+        exec_result, outcomes = asyncio.run(go())
     missing = sum(1 for o in outcomes.values() if o.code == "not-applied")
     return RunResult(exec_result, outcomes, resumed=len(earlier), not_applied=missing)
 
