@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8765
 
-.PHONY: install fmt lint test check bench demo clean
+.PHONY: install fmt lint test check bench demo dist clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ test:
 check: lint test
 
 bench:
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/run_speed.py
+
+# sdist and wheel in dist/; `pipx install dist/batch_share-*.whl` installs the command.
+dist:
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 demo:
 	$(BIN)/python sample_sheets/demo.py
