@@ -32,6 +32,7 @@ from batch_share.models import (
     Problem,
     Sheet,
     Status,
+    distinct,
 )
 from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
 from batch_share.send.executor import ExecConfig, ExecResult, ProgressEvent, execute
@@ -144,7 +145,7 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
     A truncated or empty export and a mass removal are the two ways a nightly job can do
     real damage, so both are stopped before anything is sent.
     """
-    valid_rows = int(np.unique(planned.lines.row[planned.lines.valid]).size)
+    valid_rows = int(distinct(planned.lines.row[planned.lines.valid]).size)
     if planned.sheet.row_count == 0:
         raise SafetyGuardError(f"{planned.sheet.source}: the sheet has no data rows; nothing to do")
     if valid_rows == 0:

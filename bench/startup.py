@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,13 +29,23 @@ def write_sheet(path: Path, rows: int) -> Path:
     return path
 
 
-def median_seconds(args: list[str], runs: int, cwd: Path, env: dict[str, str]) -> float:
-    times = []
+def median_seconds(
+    args: list[str], runs: int, cwd: Path, env: dict[str, str]
+) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of the child process.
+
+    CPU time is what the target is judged on: on a shared machine the wall time of a
+    sub-second process swings with the neighbours' load, its CPU time much less.
+    """
+    walls, cpus = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(args, cwd=cwd, env=env, capture_output=True, check=False)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -58,14 +69,17 @@ def main() -> None:
         for _, args in cases:
             subprocess.run(args, cwd=where, env=env, capture_output=True, check=False)
         results = {name: median_seconds(args, options.runs, where, env) for name, args in cases}
-    pandas = results['python -c "import pandas"']
-    print(f"start-up, median of {options.runs} runs")
-    print(f"  {'command':<30} {'seconds':>8} {'x pandas':>9}")
-    for name, seconds in results.items():
-        print(f"  {name:<30} {seconds:8.3f} {seconds / pandas:9.2f}")
-    plan = results["batch-share plan twenty.csv"]
-    verdict = "ok" if plan <= TARGET * pandas else "MISSED"
-    print(f"  target: plan <= {TARGET:.0%} of import pandas: {plan / pandas:.0%} ({verdict})")
+    pandas_wall, pandas_cpu = results['python -c "import pandas"']
+    print(f"start-up, median of {options.runs} runs (wall and CPU seconds, and CPU x pandas)")
+    print(f"  {'command':<30} {'wall':>7} {'cpu':>7} {'x pandas':>9}")
+    for name, (wall, cpu) in results.items():
+        print(f"  {name:<30} {wall:7.3f} {cpu:7.3f} {cpu / pandas_cpu:9.2f}")
+    plan = results["batch-share plan twenty.csv"][1]
+    verdict = "ok" if plan <= TARGET * pandas_cpu else "MISSED"
+    print(
+        f"  target: plan <= {TARGET:.0%} of import pandas (CPU): {plan / pandas_cpu:.0%} "
+        f"({verdict}); wall {results['batch-share plan twenty.csv'][0] / pandas_wall:.0%}"
+    )
 
 
 if __name__ == "__main__":

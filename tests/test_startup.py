@@ -11,11 +11,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import WAIT_LIMIT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batch_share.models import distinct
 from batch_share.plan.grouping import plan_lines
 from batch_share.sheet import arrowtext, loader
 from batch_share.sheet.loader import load_sheet
@@ -140,3 +142,10 @@ def test_plan_of_a_small_csv_imports_no_pyarrow_pandas_or_httpx(tmp_path: Path) 
     assert not small & {"pyarrow", "pandas", "httpx", "openpyxl", "python_calamine"}
     assert "pyarrow" in big  # the big-sheet fast paths are still taken
     assert not big & {"pandas", "httpx"}
+
+
+@given(st.lists(st.integers(min_value=-5, max_value=5), max_size=30))
+def test_distinct_is_numpy_unique(values: list[int]) -> None:
+    array = np.asarray(values, dtype=np.int64)
+
+    assert distinct(array).tolist() == np.unique(array).tolist()

@@ -77,6 +77,7 @@ from batch_share.models import (
     Plan,
     ServiceChange,
     Status,
+    distinct,
 )
 from batch_share.sheet.arrowtext import arrow_if_worth_it, to_bools, to_ints
 
@@ -451,7 +452,7 @@ def _conflict_problems(
             reason += f" ({_scope(encoded, service[x])} vs {_scope(encoded, service[y])})"
         return reason
 
-    for g in np.unique(group[conflicted]).tolist():
+    for g in distinct(group[conflicted]).tolist():
         members = range(int(group_starts[g]), int(group_ends[g]))
         for x in members:
             if not conflicted[x]:

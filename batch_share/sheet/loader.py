@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from batch_share.errors import SheetError
-from batch_share.models import BoolArray, Column, IntArray, Sheet
+from batch_share.models import BoolArray, Column, IntArray, Sheet, distinct
 from batch_share.sheet.arrowtext import to_ints
 
 if TYPE_CHECKING:
@@ -532,7 +532,7 @@ def _assemble(grid: _Grid, *, source: str) -> Sheet:
     for position, raw in enumerate(grid.columns, start=grid.first_column):
         name = raw.values[int(raw.codes[header_at])]
         column = _compact(
-            name, raw.codes[selection], raw.values, raw.typed, np.unique(raw.codes[dropped_rows])
+            name, raw.codes[selection], raw.values, raw.typed, distinct(raw.codes[dropped_rows])
         )
         if not name.strip():
             if _all_blank(column):
