@@ -16,7 +16,7 @@ from helpers import write_sheet
 from typer.testing import CliRunner, Result
 
 from batch_share.cli import app
-from batch_share.emulator import device_id
+from batch_share.emulator import ServerHandle, device_id
 from batch_share.send.auth import load_credentials
 from batch_share.settings import Entry, Settings, find_settings_file, read_settings
 
@@ -336,3 +336,36 @@ def test_completion_can_be_shown(workdir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "_BATCH_SHARE_COMPLETE=complete_bash" in result.stdout
     assert "complete -o default -F _batch_share_completion batch-share" in result.stdout
+
+
+# --- a real run against the emulator -----------------------------------------------------
+
+
+def test_a_nightly_settings_file_brakes_a_real_run_and_the_command_line_lifts_it(
+    workdir: Path, emulator: ServerHandle
+) -> None:
+    rows = [[device_id(i), "", f"gone{i}@example.com", "remove"] for i in range(1, 4)]
+    rows += [[device_id(20 + i), "", f"new{i}@example.com", "add"] for i in range(1, 6)]
+    sheet = write_sheet(
+        workdir / "s.csv", rows, header=["device_id", "service_id", "email", "action"]
+    )
+    (workdir / "batch-share.toml").write_text(
+        f"[run]\nmax-removals = 2\nstate-dir = '{(workdir / 'state').as_posix()}'\nquiet = true\n",
+        encoding="utf-8",
+    )
+    env = {
+        "R3_ACCESS_KEY_ID": emulator.key_id,
+        "R3_SECRET_ACCESS_KEY": emulator.secret,
+        "REMOTEIT_API_URL": emulator.url,
+    }
+
+    refused = cli("run", str(sheet), "--report", str(workdir / "r1.csv"), env=env)
+    lifted = cli(
+        "run", str(sheet), "--report", str(workdir / "r2.csv"), "--max-removals", "3", env=env
+    )
+
+    assert refused.exit_code == 4, refused.output
+    assert "3" in refused.stderr
+    assert lifted.exit_code == 0, lifted.output
+    assert emulator.state.counters.share_fields == 8
+    assert (workdir / "state" / "journal.sqlite3").exists()  # state-dir came from the file

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from batch_share.cli.config import apply_settings
 from batch_share.cli.config import config as config_command
+from batch_share.cli.config import profile_choice, root_options
 from batch_share.errors import BatchShareError, MassRemovalError, ReportError, exit_code_for
 from batch_share.models import ExitCode, Problem, Status
 
@@ -44,37 +44,8 @@ app = typer.Typer(
 )
 
 
-def _show_version(value: bool) -> None:
-    if value:
-        from batch_share import __version__
-
-        typer.echo(f"batch-share {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _settings(
-    context: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="Settings file (default: ./batch-share.toml, else "
-            "$XDG_CONFIG_HOME/batch-share/config.toml).",
-        ),
-    ] = None,
-    _version: Annotated[
-        bool,
-        typer.Option(
-            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """Grant and revoke remote.it device access in bulk from a spreadsheet."""
-    if context.resilient_parsing:  # shell completion: never fail on a half-typed line
-        return
-    apply_settings(context, config)
-
+# The global options (--config, --version) and the settings hook: see batch_share.cli.config.
+app.callback()(root_options)
 
 SheetArg = Annotated[
     Path, typer.Argument(help="CSV/TSV/TXT, XLSX/XLSM/XLS/ODS sheet, or an earlier report.")
@@ -309,17 +280,6 @@ def _load_planned(
 
     statuses = parse_only(only) if only is not None else None
     return plan_sheet(sheet, sheet_name=sheet_name, only=statuses, cross_device=cross_device)
-
-
-def _profile_choice(context: typer.Context, profile: str | None) -> tuple[str | None, str | None]:
-    """(explicit, configured): only a `--profile` typed on the command line beats R3_* keys
-    in the environment; one from the settings file is a fallback for when they are not set,
-    and one from R3_PROFILE is read by `load_credentials` itself."""
-    source = context.get_parameter_source("profile")
-    origin = source.name if source is not None else "DEFAULT"
-    if origin == "COMMANDLINE":
-        return profile, None
-    return None, profile if origin == "DEFAULT_MAP" else None
 
 
 def _default_per_request() -> int:
@@ -563,7 +523,7 @@ def run(
             from batch_share.send.client import check_api_url
 
             check_api_url(api_url)
-            explicit, configured = _profile_choice(context, profile)
+            explicit, configured = profile_choice(context, profile)
             credentials = load_credentials(explicit, configured_profile=configured)
         planned = _load_planned(sheet, sheet_name, only, cross_device=cross_device)
     except BatchShareError as error:

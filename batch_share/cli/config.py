@@ -29,6 +29,51 @@ from batch_share.settings import (
 SETTINGS_KEY = "batch_share.settings"
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from batch_share import __version__
+
+        typer.echo(f"batch-share {__version__}")
+        raise typer.Exit()
+
+
+def root_options(
+    context: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (default: ./batch-share.toml, else "
+            "$XDG_CONFIG_HOME/batch-share/config.toml).",
+        ),
+    ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Grant and revoke remote.it device access in bulk from a spreadsheet."""
+    if context.resilient_parsing:  # shell completion: never fail on a half-typed line
+        return
+    apply_settings(context, config)
+
+
+def profile_choice(context: typer.Context, profile: str | None) -> tuple[str | None, str | None]:
+    """`(explicit, configured)` for `load_credentials`, from where `--profile` came from.
+
+    Only a `--profile` typed on the command line beats R3_* keys in the environment; one
+    from the settings file is a fallback for when they are not set, and one from R3_PROFILE
+    is read by `load_credentials` itself. Every command that loads credentials needs this.
+    """
+    source = context.get_parameter_source("profile")
+    origin = source.name if source is not None else "DEFAULT"
+    if origin == "COMMANDLINE":
+        return profile, None
+    return None, profile if origin == "DEFAULT_MAP" else None
+
+
 def apply_settings(context: typer.Context, explicit: Path | None) -> Settings:
     """Load the settings file (if any) into `context.default_map`; exit 2 when it is unusable."""
     try:
