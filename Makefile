@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8765
 
-.PHONY: install fmt lint test check fuzz bench demo screenshots clean
+.PHONY: install fmt lint test check fuzz bench demo dist screenshots clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,17 @@ fuzz:
 	BATCH_SHARE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider tests/test_fuzz_loader.py
 
 bench:
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/run_speed.py
 	$(BIN)/python bench/hostile_sheets.py
 	$(BIN)/python bench/export_speed.py
 	$(BIN)/python bench/serve_speed.py
+
+# sdist and wheel in dist/; `pipx install dist/batch_share-*.whl` installs the command.
+dist:
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 demo:
 	$(BIN)/python sample_sheets/demo.py

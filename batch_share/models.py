@@ -372,3 +372,12 @@ def mutation_keys(mutation: Mutation) -> Sequence[OutcomeKey]:
         for service in services
         for email in mutation.emails
     ]
+
+
+def distinct(values: IntArray) -> IntArray:
+    """`np.unique(values)` without its first-call import of numpy.ma (numpy 2 checks for a
+    masked array there, which costs a hand run on a small sheet tens of milliseconds)."""
+    ordered = np.sort(values)
+    keep = np.ones(len(ordered), dtype=np.bool_)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]

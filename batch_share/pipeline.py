@@ -105,7 +105,8 @@ class JobOptions:
     report: Path | None = None  # default: `<sheet stem>.result-<UTC time>.csv` beside it
     dry_run: bool = False
     api_url: str = DEFAULT_API_URL
-    profile: str | None = None
+    profile: str | None = None  # asked for by name: wins over R3_* keys in the environment
+    configured_profile: str | None = None  # from a settings file: used when no keys are set
     credentials: Credentials | None = None  # given: used as is (the page's emulator key)
     per_request: int = PER_REQUEST_DEFAULT
     cross_device: bool = False
@@ -367,7 +368,9 @@ def _credentials(options: JobOptions) -> Credentials | None:
     from batch_share.send.client import check_api_url  # noqa: PLC0415
 
     check_api_url(options.api_url)
-    return options.credentials or load_credentials(options.profile)
+    return options.credentials or load_credentials(
+        options.profile, configured_profile=options.configured_profile
+    )
 
 
 def _send(

@@ -18,6 +18,14 @@ from batch_share.cli import app
 from batch_share.emulator import Emulator, ServerHandle, serve_in_thread
 
 
+@pytest.fixture(autouse=True)
+def no_user_settings(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settings file in the developer's own ~/.config must not change what tests see."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[ServerHandle]:
     with serve_in_thread(Emulator(devices=50)) as server:

@@ -11,17 +11,19 @@ import csv
 import io
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_share.models import Column, Sheet
 from batch_share.plan.grouping import _string_ranks, _string_ranks_in_numpy, plan_lines
+from batch_share.sheet import arrowtext
 from batch_share.sheet.arrowtext import fullmatch, to_arrow, to_bools, to_ints
 from batch_share.sheet.emails import PLAIN_EMAIL as _PLAIN_EMAIL
 from batch_share.sheet.emails import check_emails, check_emails_in_python
@@ -31,6 +33,16 @@ from batch_share.sheet.loader import load_sheet
 from batch_share.sheet.validate import validate
 
 examples = settings(max_examples=150, deadline=None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def arrow_even_for_small_inputs() -> Iterator[None]:
+    """The generated inputs here are small, and the product keeps small columns in Python
+    (see ARROW_MIN_TEXTS); these tests are about the arrow paths, so they take them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrowtext, "ARROW_MIN_TEXTS", 0)
+        yield
+
 
 # Text that is near the patterns' edges: case, separators, whitespace (a trailing newline
 # is where Python's `$` and RE2's differ), non-ASCII letters and digits, zero-width spaces.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from batch_share.cli.config import config as config_command
+from batch_share.cli.config import root_options
 from batch_share.cli.emulator import emulator
 from batch_share.cli.export import export
 from batch_share.cli.plan import plan
@@ -18,9 +20,11 @@ from batch_share.cli.template import template
 
 app = typer.Typer(
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     help="Grant and revoke remote.it device access in bulk from a spreadsheet.",
 )
+# The global options (--config, --version) and the settings hook: see batch_share.cli.config.
+app.callback()(root_options)
 app.command()(plan)
 app.command()(run)
 app.command()(sync)
@@ -28,6 +32,7 @@ app.command()(emulator)
 app.command()(export)
 app.command()(template)
 app.command()(serve)
+app.command("config", context_settings={"allow_extra_args": True})(config_command)
 
 
 def main() -> None:

@@ -84,7 +84,15 @@ def emulator(
     ] = 0.0,
 ) -> None:
     """Serve a local remote.it-compatible API with a throwaway key, for trying things safely."""
-    from batch_share.emulator import read_seed_file, serve
+    try:
+        from batch_share.emulator import read_seed_file, serve
+    except ImportError as missing:
+        typer.echo(
+            f"error: the emulator needs the `emulator` extra ({missing.name} is not installed): "
+            "pip install 'batch-share[emulator]'",
+            err=True,
+        )
+        raise typer.Exit(int(ExitCode.USAGE)) from None
 
     try:
         seeded = read_seed_file(seed_access) if seed_access is not None else []

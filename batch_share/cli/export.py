@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 
 def export(
+    context: typer.Context,
     out: Annotated[Path, typer.Argument(help="Roster to write: .csv, .xlsx or .jsonl.")],
     devices: Annotated[
         Path | None,
@@ -42,6 +43,7 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write who has access to the devices the key owns, one row per share (read-only)."""
+    from batch_share.cli.config import profile_choice
     from batch_share.report.roster import check_roster_path, roster_rows, write_roster
     from batch_share.send.auth import load_credentials
     from batch_share.send.client import check_api_url
@@ -51,7 +53,8 @@ def export(
     try:
         check_roster_path(out)
         check_api_url(api_url)
-        credentials = load_credentials(profile)
+        explicit, configured = profile_choice(context, profile)
+        credentials = load_credentials(explicit, configured_profile=configured)
         wanted = None if devices is None else _sheet_devices(devices, sheet_name)
         progress, close = _progress(quiet=quiet or as_json)
         try:

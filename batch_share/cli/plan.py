@@ -99,12 +99,15 @@ def plan(
         statuses = parse_only(only) if only is not None else None
         planned = plan_sheet(sheet, sheet_name=sheet_name, only=statuses, cross_device=cross_device)
         if resolve and needs_lookup(planned):
+            from batch_share.cli.config import profile_choice
             from batch_share.send.auth import load_credentials
             from batch_share.send.client import check_api_url
 
             check_api_url(api_url)
-            options = JobOptions(api_url=api_url, profile=profile, timeout=timeout)
-            planned, _ = consult_account(planned, options, load_credentials(profile))
+            explicit, configured = profile_choice(context, profile)
+            credentials = load_credentials(explicit, configured_profile=configured)
+            options = JobOptions(api_url=api_url, timeout=timeout)
+            planned, _ = consult_account(planned, options, credentials)
     except BatchShareError as error:
         raise fail(console, error) from None
     except KeyboardInterrupt:

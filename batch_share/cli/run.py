@@ -82,6 +82,7 @@ def run(
     """Apply a sheet to the remote.it API and write the per-row report."""
     options = job_options(
         "run",
+        context,
         sheet_name=sheet_name,
         report=report,
         dry_run=dry_run,
@@ -107,17 +108,23 @@ def run(
 
 def job_options(
     command: str,
+    context: typer.Context,
     *,
+    profile: str | None,
     per_request: int | None,
     guard: tuple[int, float, bool, int],
     **chosen: Any,
 ) -> JobOptions:
     """The job `run` and `sync` describe with the same flags, for the main thread (signals
     stop sending cleanly) with a fresh run id."""
+    from batch_share.cli.config import profile_choice
     from batch_share.pipeline import PER_REQUEST_DEFAULT, Guard, JobOptions, new_run_id
 
+    explicit, configured = profile_choice(context, profile)
     return JobOptions(
         command=command,
+        profile=explicit,
+        configured_profile=configured,
         per_request=per_request or PER_REQUEST_DEFAULT,
         guard=Guard(*guard),
         run_id=new_run_id(),

@@ -86,6 +86,7 @@ def sync(
         raise typer.BadParameter("use sheet or account", param_hint="--scope")
     options = job_options(
         "sync",
+        context,
         sheet_name=sheet_name,
         report=report,
         dry_run=dry_run,

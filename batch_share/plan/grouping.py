@@ -66,7 +66,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow.compute as pc
 
 from batch_share.models import (
     ACTIONS,
@@ -78,8 +77,9 @@ from batch_share.models import (
     Plan,
     ServiceChange,
     Status,
+    distinct,
 )
-from batch_share.sheet.arrowtext import to_arrow, to_bools, to_ints
+from batch_share.sheet.arrowtext import arrow_if_worth_it, to_bools, to_ints
 
 # (device, service or None, email key, action, scripting, notify): one request, comparable.
 IntentKey = tuple[str, str | None, str, Action, bool, bool]
@@ -299,9 +299,11 @@ def _string_ranks(table: Sequence[str]) -> tuple[IntArray, StrArray]:
     """
     if not table:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-    texts = to_arrow(table)
+    texts = arrow_if_worth_it(table)
     if texts is None:
         return _string_ranks_in_numpy(table)
+    import pyarrow.compute as pc  # noqa: PLC0415 - only big tables come this way
+
     sort_indices = pc.array_sort_indices(texts)
     order = to_ints(sort_indices)
     ordered = texts.take(sort_indices)  # an arrow argument: a numpy one would import pandas
@@ -450,7 +452,7 @@ def _conflict_problems(
             reason += f" ({_scope(encoded, service[x])} vs {_scope(encoded, service[y])})"
         return reason
 
-    for g in np.unique(group[conflicted]).tolist():
+    for g in distinct(group[conflicted]).tolist():
         members = range(int(group_starts[g]), int(group_ends[g]))
         for x in members:
             if not conflicted[x]:

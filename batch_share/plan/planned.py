@@ -23,6 +23,7 @@ from batch_share.models import (
     Problem,
     Sheet,
     Status,
+    distinct,
 )
 from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
 from batch_share.sheet.loader import load_sheet
@@ -184,7 +185,7 @@ def check_rows(planned: PlannedSheet, guard: Guard) -> None:
     A row that names its device and waits for the account counts as valid."""
     lines = planned.lines
     usable = lines.valid | waiting_for_names(lines)
-    valid_rows = int(np.unique(lines.row[usable]).size)
+    valid_rows = int(distinct(lines.row[usable]).size)
     if planned.sheet.row_count == 0:
         raise SafetyGuardError(f"{planned.sheet.source}: the sheet has no data rows; nothing to do")
     if valid_rows == 0:

@@ -75,18 +75,33 @@ def load_credentials(
     *,
     environ: Mapping[str, str] | None = None,
     home: Path | None = None,
+    configured_profile: str | None = None,
 ) -> Credentials:
-    """Find the access key: the environment first, else the profile in the credentials file.
+    """Find the access key.
+
+    Order: an explicit `profile` (typed on the command line: the admin asked for it by
+    name, so it wins over R3_* keys left in the environment, with a warning); else the
+    R3_* keys in the environment; else the credentials file's profile named by R3_PROFILE,
+    then `configured_profile` (a settings file), then `default`.
 
     Empty environment variables count as unset, as a shell's `VAR=` usually means "off".
     """
     env = os.environ if environ is None else environ
     key_id = env.get(KEY_ID_VARIABLE, "").strip()
     secret = env.get(SECRET_VARIABLE, "").strip()
+    path = (Path.home() if home is None else home) / ".remoteit" / "credentials"
+    if profile:
+        if key_id or secret:
+            logger.warning(
+                "--profile %s wins over %s/%s in the environment",
+                profile,
+                KEY_ID_VARIABLE,
+                SECRET_VARIABLE,
+            )
+        return _from_file(path, profile)
     if key_id or secret:
         return _from_environment(key_id, secret)
-    path = (Path.home() if home is None else home) / ".remoteit" / "credentials"
-    chosen = profile or env.get(PROFILE_VARIABLE, "").strip() or DEFAULT_PROFILE
+    chosen = env.get(PROFILE_VARIABLE, "").strip() or configured_profile or DEFAULT_PROFILE
     return _from_file(path, chosen)
 
 

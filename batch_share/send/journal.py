@@ -13,25 +13,32 @@ secret is never stored.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from batch_share.errors import LockHeldError, UsageError
 from batch_share.models import Intent
 
+try:
+    import fcntl
+except ImportError:  # Windows: see the module docstring for the fallback
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger("batch_share")
+_T = TypeVar("_T")
 
 STATE_DIR_ENV = "BATCH_SHARE_STATE_DIR"
 DB_NAME = "journal.sqlite3"
 LOCK_NAME = "run.lock"
+EXCL_LOCK_NAME = "run.lock.excl"
+JOURNAL_DAYS = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS confirmed (
@@ -84,9 +91,15 @@ class Journal:
     disk full) costs a warning, not the run: the report is the record of what happened, and
     what the journal misses is only resent by a later `--resume`, which is safe. Aborting
     instead would leave shares half-applied at 2 a.m. for the sake of a cache.
+
+    Entries older than `journal_days` are dropped on opening, so a nightly job's journal
+    stays the size of a month of runs instead of growing forever; None keeps everything.
+    `--resume` cannot see past that horizon, which is far beyond its default window.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, journal_days: float | None = JOURNAL_DAYS) -> None:
+        if journal_days is not None and journal_days < 0:
+            raise UsageError("--journal-days must be 0 or more")
         self._dir = state_dir
         self.lost: str | None = None
         """Why the journal stopped recording mid-run, once it has; None while it works."""
@@ -98,6 +111,8 @@ class Journal:
             # power cut could lose the last commits, and those intents are safe to resend.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            if journal_days is not None:
+                self.prune(time.time() - journal_days * 86400)
         except (OSError, sqlite3.Error) as error:
             raise UsageError(f"cannot open the state directory {state_dir}: {error}") from None
 
@@ -109,6 +124,18 @@ class Journal:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def prune(self, before: float) -> int:
+        """Forget confirmations and runs older than `before`; return how many entries went."""
+        self._db.execute("BEGIN")
+        try:
+            gone = self._db.execute("DELETE FROM confirmed WHERE confirmed_at < ?", (before,))
+            self._db.execute("DELETE FROM runs WHERE started_at < ?", (before,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return gone.rowcount
 
     def start_run(self, run_id: str, sheet: str, api_url: str) -> None:
         self._db.execute(
@@ -196,15 +223,12 @@ def run_lock(state_dir: Path) -> Iterator[LockInfo]:
     is never stale in practice; the pid written inside only serves the refusal message and
     the log line that says a dead run's lock was taken over.
     """
+    if fcntl is None:
+        with _exclusive_file_lock(state_dir) as info:
+            yield info
+        return
     path = state_dir / LOCK_NAME
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a+", encoding="utf-8")
-    except OSError as error:
-        raise UsageError(
-            f"cannot use the state directory {state_dir}: {error.strerror or error} "
-            "(choose another with --state-dir)"
-        ) from None
+    handle = _open_in_state_dir(state_dir, lambda: path.open("a+", encoding="utf-8"))
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -222,7 +246,7 @@ def run_lock(state_dir: Path) -> Iterator[LockInfo]:
                 previous.pid,
                 previous.started,
             )
-        mine = LockInfo(os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        mine = _me()
         handle.seek(0)
         handle.truncate()
         handle.write(f"{mine.pid} {mine.started}\n")
@@ -236,6 +260,92 @@ def run_lock(state_dir: Path) -> Iterator[LockInfo]:
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+def _me() -> LockInfo:
+    return LockInfo(os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _open_in_state_dir(state_dir: Path, opener: Callable[[], _T]) -> _T:
+    """Run `opener` in the state directory; only an O_EXCL race escapes as FileExistsError."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unusable(state_dir, error) from None
+    try:
+        return opener()
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise _unusable(state_dir, error) from None
+
+
+def _unusable(state_dir: Path, error: OSError) -> UsageError:
+    return UsageError(
+        f"cannot use the state directory {state_dir}: {error.strerror or error} "
+        "(choose another with --state-dir)"
+    )
+
+
+@contextlib.contextmanager
+def _exclusive_file_lock(state_dir: Path) -> Iterator[LockInfo]:
+    """The fallback where `flock` does not exist: whoever creates the file holds the lock."""
+    path = state_dir / EXCL_LOCK_NAME
+    mine = _me()
+    for _attempt in range(2):
+        try:
+            descriptor = _open_in_state_dir(
+                state_dir, lambda: os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            )
+        except FileExistsError:
+            holder = _read_lock_file(path)
+            if holder is not None and not _pid_alive(holder.pid):
+                log.warning(
+                    "took over the run lock left by pid %s (started %s), which is no longer "
+                    "running",
+                    holder.pid,
+                    holder.started,
+                )
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            raise LockHeldError(
+                f"another batch-share run holds {path}"
+                + (f" (pid {holder.pid}, started {holder.started})" if holder else "")
+                + "; wait for it to finish, or delete the file if no run is going"
+            ) from None
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(f"{mine.pid} {mine.started}\n")
+        break
+    else:
+        raise LockHeldError(f"another batch-share run took {path} at the same moment")
+    try:
+        yield mine
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _read_lock_file(path: Path) -> LockInfo | None:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return _read_holder(handle)
+    except OSError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """False only when the process is provably gone; unknown counts as alive."""
+    if os.name != "posix":
+        # Windows' os.kill(pid, 0) would send CTRL_C_EVENT, not probe: never guess there.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, under another user
+        return True
+    return True
 
 
 def _read_holder(handle: TextIO) -> LockInfo | None:

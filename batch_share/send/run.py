@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from batch_share.models import Intent, Mutation, Outcome, OutcomeKey, ProgressEv
 from batch_share.plan.planned import PlannedSheet
 from batch_share.send.executor import ExecConfig, ExecResult, execute
 from batch_share.send.journal import Journal, intent_key
+from batch_share.send.signals import handlers_restored, stop_on_signals
 from batch_share.send.verify import not_applied, read_access
 
 if TYPE_CHECKING:
@@ -87,9 +87,7 @@ def run_plan(
 
     async def go() -> tuple[ExecResult, dict[int, Outcome]]:
         if options.handle_signals:
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
+            stop_on_signals(asyncio.get_running_loop(), stop)
         async with ShareClient(api_url, credentials, timeout=options.timeout) as client:
             result = ExecResult({})
             for phase in _phases(planned, mutations):
@@ -125,7 +123,8 @@ def run_plan(
                     )
             return result, outcomes
 
-    exec_result, outcomes = asyncio.run(go())
+    with handlers_restored():
+        exec_result, outcomes = asyncio.run(go())
     missing = sum(1 for o in outcomes.values() if o.code == "not-applied")
     return RunResult(exec_result, outcomes, resumed=len(earlier), not_applied=missing)
 

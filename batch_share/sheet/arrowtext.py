@@ -14,12 +14,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from batch_share.models import BoolArray, IntArray
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Below this many texts the Python paths are faster than importing pyarrow (a few hundred
+# milliseconds of a hand run's start-up); above it arrow's kernels win. Tests that compare
+# the two paths on small inputs set it to 0.
+ARROW_MIN_TEXTS = 2000
+
+
+def arrow_if_worth_it(texts: Sequence[str]) -> pa.LargeStringArray | None:
+    """`to_arrow(texts)` for a column big enough to repay importing pyarrow; else None, and
+    callers take the pure-Python path they already have for text arrow cannot take."""
+    if len(texts) < ARROW_MIN_TEXTS:
+        return None
+    return to_arrow(texts)
 
 
 def to_arrow(texts: Sequence[str]) -> pa.LargeStringArray | None:
@@ -34,6 +49,8 @@ def to_arrow(texts: Sequence[str]) -> pa.LargeStringArray | None:
             lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(texts))
     except UnicodeEncodeError:
         return None
+    import pyarrow as pa  # noqa: PLC0415 - small sheets never load arrow (see ARROW_MIN_TEXTS)
+
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(data))
@@ -41,11 +58,16 @@ def to_arrow(texts: Sequence[str]) -> pa.LargeStringArray | None:
 
 def to_bools(mask: pa.BooleanArray | pa.ChunkedArray) -> BoolArray:
     """A null-free arrow boolean array as numpy booleans."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
     return to_ints(pc.cast(mask, pa.uint8())).astype(np.bool_)
 
 
 def to_ints(values: pa.Array | pa.ChunkedArray) -> IntArray:
     """A null-free arrow integer array, chunked or not, as numpy int64."""
+    import pyarrow as pa  # noqa: PLC0415
+
     if values.null_count:
         raise ValueError("to_ints() needs an array without nulls")
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
@@ -69,5 +91,7 @@ def fullmatch(texts: pa.LargeStringArray, pattern: re.Pattern[str]) -> BoolArray
     classes and literals, groups, alternation and counted repeats, with no `\\s` `\\d` `\\w`
     (Unicode-aware in Python, ASCII in RE2), lookarounds or back-references.
     """
+    import pyarrow.compute as pc  # noqa: PLC0415
+
     anchored = rf"\A(?:{pattern.pattern})\z"  # the ends of the text, as fullmatch means
     return to_bools(pc.match_substring_regex(texts, anchored))

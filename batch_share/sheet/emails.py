@@ -6,18 +6,26 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from batch_share.models import (
     BoolArray,
     Column,
     IntArray,
 )
-from batch_share.sheet.arrowtext import fullmatch, to_arrow, to_bools, to_ints
+from batch_share.sheet.arrowtext import (
+    arrow_if_worth_it,
+    fullmatch,
+    to_arrow,
+    to_bools,
+    to_ints,
+)
 from batch_share.sheet.verdicts import Issue, quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _EMAIL_SEPARATORS = re.compile(r"[,;\s\u200b\ufeff]+")
 
@@ -104,7 +112,7 @@ def check_emails(column: Column) -> EmailCells:
     distinct texts, so such cells need no deduplicating among themselves; only the other
     cells are split and checked in Python.
     """
-    texts = to_arrow(column.values)
+    texts = arrow_if_worth_it(column.values)
     if texts is None:
         return check_emails_in_python(column)
     plain = _plain_address_cells(texts)
@@ -118,6 +126,8 @@ def _plain_address_cells(texts: pa.LargeStringArray) -> BoolArray:
     """Cells `_email_fault` accepts on its first line: `PLAIN_EMAIL` matches the whole
     cell, it is at most 254 characters, and its @ (there is one) is at most 64 in. Such a
     match is ASCII, so byte counts are character counts."""
+    import pyarrow.compute as pc  # noqa: PLC0415 - big columns only (see arrow_if_worth_it)
+
     plain = fullmatch(texts, PLAIN_EMAIL)
     plain &= to_ints(pc.binary_length(texts)) <= 254
     plain &= to_ints(pc.find_substring(texts, "@")) <= 64
@@ -128,6 +138,8 @@ def _needs_folding(texts: pa.LargeStringArray) -> BoolArray:
     """Texts whose `casefold()` may differ from them: any that is not ASCII, and any ASCII
     one with a capital (for ASCII, case-folding is lower-casing A-Z). The rest are their
     own comparison keys, which spares a second copy of a million addresses."""
+    import pyarrow.compute as pc  # noqa: PLC0415
+
     ascii_text = to_bools(pc.string_is_ascii(texts))
     lowered = to_bools(pc.equal(texts, pc.ascii_lower(texts)))
     return ~(ascii_text & lowered)
@@ -203,6 +215,8 @@ def _address_identities(
     wanted = to_arrow(distinct)
     if wanted is None:  # cannot happen: pieces of texts that converted convert too
         raise ValueError("split email addresses are not valid text")
+    import pyarrow.compute as pc  # noqa: PLC0415
+
     # An arrow set lookup of the few found addresses over all cells, rather than a dict
     # of a million cells.
     repeated = np.flatnonzero(plain & to_bools(pc.is_in(texts, value_set=wanted)))

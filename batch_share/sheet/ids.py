@@ -12,7 +12,7 @@ from batch_share.models import (
     BoolArray,
     Column,
 )
-from batch_share.sheet.arrowtext import fullmatch, to_arrow
+from batch_share.sheet.arrowtext import arrow_if_worth_it, fullmatch
 from batch_share.sheet.verdicts import Issue, Verdicts, quote
 
 TEXT_HINT = "format the column as Text and re-export"
@@ -128,7 +128,7 @@ def _canonical_id_texts(column: Column) -> BoolArray:
     """Per distinct text: a text cell (not a number the spreadsheet typed) already holding a
     canonical ID, which needs no normalising and has no problem. One RE2 pass over the
     texts; the Python regex only when arrow cannot take them."""
-    texts = to_arrow(column.values)
+    texts = arrow_if_worth_it(column.values)
     if texts is None:
         matches = (CANONICAL_ID.fullmatch(text) is not None for text in column.values)
         canonical = np.fromiter(matches, dtype=np.bool_, count=len(column.values))

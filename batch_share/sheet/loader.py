@@ -32,17 +32,15 @@ from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from batch_share.errors import SheetError
-from batch_share.models import BoolArray, Column, IntArray, Sheet
+from batch_share.models import BoolArray, Column, IntArray, Sheet, distinct
 from batch_share.sheet import limits, workbook_zip
 from batch_share.sheet.arrowtext import to_ints
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 # Extension -> the delimiter to prefer when sniffing cannot decide.
 _TEXT_FORMATS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
@@ -53,10 +51,9 @@ _DELIMITERS = (",", ";", "\t", "|")
 # Enough records to judge the delimiter, small enough to sniff in a blink.
 _SNIFF_BYTES = 64 * 1024
 _UTF8_CHECK_CHUNK = 1 << 20
-# Arrow buffers made while parsing come from the C library's allocator rather than arrow's
-# default (mimalloc): measured on a million-row CSV, the default pool made the kernel spend
-# about 0.4 s more paging in fresh memory, a fifth of the whole `plan`.
-_PARSE_MEMORY = pa.system_memory_pool()
+# Up to this size a text file is parsed by the csv module: importing pyarrow would cost a
+# hand run on a small sheet more than the whole parse. Bigger files keep the arrow path.
+_SMALL_TEXT_BYTES = 256 * 1024
 # Excel keeps 15 significant digits, so this shows a number the way the spreadsheet does:
 # 12.0 -> "12", 0.5 -> "0.5", 8000000012345678 -> "8.00000001234568e+15".
 _NUMBER_FORMAT = ".15g"
@@ -219,7 +216,9 @@ def _read_text(path: Path, *, default_delimiter: str) -> _Grid:
     delimiter, width = _sniff_delimiter(
         sample, default=default_delimiter, truncated=len(data) > _SNIFF_BYTES
     )
-    columns = _parse_with_arrow(data, delimiter, width)
+    columns = _parse_small(data, delimiter) if len(data) <= _SMALL_TEXT_BYTES else None
+    if columns is None:
+        columns = _parse_with_arrow(data, delimiter, width)
     if columns is None:
         columns = _parse_ragged(path, data, delimiter)
     return _Grid(columns=columns, first_row=1, first_column=1, sheet_name=None)
@@ -318,6 +317,32 @@ def _sniff_delimiter(sample: str, *, default: str, truncated: bool) -> tuple[str
     return default, 1
 
 
+def _parse_small(data: bytes, delimiter: str) -> list[_Encoded] | None:
+    """The small-file path: the csv module, giving what the arrow path (or, for rows of
+    different lengths, the ragged path) gives: every record, empty lines included, short
+    ones padded with empty cells, each column encoded in order of first appearance. None
+    for anything it is not sure of (a cell past the csv module's size limit), so the other
+    paths decide."""
+    text = data.decode("utf-8")
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error:
+        return None
+    if not records:
+        return []
+    # Only empty lines: arrow reads them as one column of empty cells.
+    width = max(1, *map(len, records))
+    tables: list[dict[str, int]] = [{} for _ in range(width)]
+    codes = np.empty((width, len(records)), dtype=np.int64)
+    for number, record in enumerate(records):
+        if len(record) < width:
+            record = [*record, *[""] * (width - len(record))]  # noqa: PLW2901
+        for column, cell in enumerate(record):
+            table = tables[column]
+            codes[column, number] = table.setdefault(cell, len(table))
+    return [_Encoded(codes[i], tuple(tables[i]), None) for i in range(width)]
+
+
 def _parse_with_arrow(data: bytes, delimiter: str, width: int) -> list[_Encoded] | None:
     """The fast path, for rectangular files; None when pyarrow cannot take this file.
 
@@ -330,11 +355,14 @@ def _parse_with_arrow(data: bytes, delimiter: str, width: int) -> list[_Encoded]
     reader's threads cost more in system time (paging memory in and out) than the parallel
     parse saved.
     """
+    import pyarrow as pa  # noqa: PLC0415 - only files past _SMALL_TEXT_BYTES load arrow
+    import pyarrow.csv as pa_csv  # noqa: PLC0415
+
     column_types = {f"f{i}": pa.string() for i in range(max(width, 1))}
     try:
         table = pa_csv.read_csv(
             pa.BufferReader(data),
-            memory_pool=_PARSE_MEMORY,
+            memory_pool=_parse_memory(),
             read_options=pa_csv.ReadOptions(autogenerate_column_names=True, use_threads=False),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
@@ -356,6 +384,15 @@ def _parse_with_arrow(data: bytes, delimiter: str, width: int) -> list[_Encoded]
     return [_encode_arrow(column) for column in table.columns]
 
 
+def _parse_memory() -> pa.MemoryPool:
+    """Arrow buffers made while parsing come from the C library's allocator rather than
+    arrow's default (mimalloc): measured on a million-row CSV, the default pool made the
+    kernel spend about 0.4 s more paging in fresh memory, a fifth of the whole `plan`."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.system_memory_pool()
+
+
 def _encode_arrow(cells: pa.ChunkedArray) -> _Encoded:
     """Dictionary-encode in arrow, in order of first appearance as `pd.factorize` does.
 
@@ -363,7 +400,10 @@ def _encode_arrow(cells: pa.ChunkedArray) -> _Encoded:
     pandas iterated them one by one, which cost more than parsing the file. The chunks of
     an encoded chunked array share one dictionary, so they need no combining.
     """
-    encoded = pc.dictionary_encode(cells, memory_pool=_PARSE_MEMORY)
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    encoded = pc.dictionary_encode(cells, memory_pool=_parse_memory())
     if encoded.num_chunks == 0:
         return _Encoded(np.zeros(0, dtype=np.int64), (), None)
     codes = to_ints(pa.chunked_array([chunk.indices for chunk in encoded.chunks]))
@@ -648,7 +688,7 @@ def _assemble(grid: _Grid, *, source: str) -> Sheet:
     for index, raw in enumerate(grid.columns):
         name = raw.values[int(raw.codes[header_at])]
         column = _compact(
-            name, raw.codes[selection], raw.values, raw.typed, np.unique(raw.codes[dropped_rows])
+            name, raw.codes[selection], raw.values, raw.typed, distinct(raw.codes[dropped_rows])
         )
         if not name.strip():
             if _all_blank(column):
