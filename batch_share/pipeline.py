@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import signal
 import threading
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     from batch_share.send.auth import Credentials
     from batch_share.send.run import RunResult
 
+logger = logging.getLogger("batch_share")
+
 __all__ = [
     "DEFAULT_API_URL",
     "PER_REQUEST_DEFAULT",
@@ -103,6 +106,9 @@ class JobOptions:
     sheet_name: str | None = None
     only: frozenset[str] | None = None  # with a report as input: statuses to replay
     report: Path | None = None  # default: `<sheet stem>.result-<UTC time>.csv` beside it
+    report_dir: Path | None = None  # without `report`: `<stem>.<command>-<UTC time>.csv` in it
+    keep_reports: int | None = None  # with `report_dir`: prune this sheet's older reports
+    journal_days: float | None = 30.0  # the journal forgets confirmations older than this
     dry_run: bool = False
     api_url: str = DEFAULT_API_URL
     profile: str | None = None  # asked for by name: wins over R3_* keys in the environment
@@ -207,7 +213,7 @@ def run_job(
     started = time.time()
     run_id = options.run_id or new_run_id()
     command = options.command + (" --dry-run" if options.dry_run else "")
-    report = options.report or _default_report(sheet)
+    report = options.report or _default_report(sheet, options)
     from batch_share.report.writer import check_report_path  # noqa: PLC0415
 
     check_report_path(report)
@@ -238,6 +244,7 @@ def run_job(
     summary["http_requests"] = 0
 
     def finish(code: ExitCode, outcomes: dict[int, Outcome] | None, errors: list[str]) -> JobResult:
+        _prune_reports(sheet, options)
         return JobResult(
             command, run_id, code, report, planned, summary, outcomes, errors, time.time() - started
         )
@@ -354,10 +361,28 @@ async def _read_account(
     return _Account(account, planned, scope, access, requests)
 
 
-def _default_report(sheet: Path) -> Path:
+def _default_report(sheet: Path, options: JobOptions) -> Path:
+    now = datetime.now(UTC)
+    if options.report_dir is not None:
+        from batch_share.report.paths import report_path  # noqa: PLC0415
+
+        return report_path(options.report_dir, sheet, options.command, now)
     from batch_share.report.writer import default_report_path  # noqa: PLC0415
 
-    return default_report_path(sheet, datetime.now(UTC))
+    return default_report_path(sheet, now)
+
+
+def _prune_reports(sheet: Path, options: JobOptions) -> None:
+    """Keep the newest `keep_reports` of this sheet's reports in `report_dir` (cron runs
+    would otherwise fill the disk one report a night)."""
+    if options.report_dir is None or options.keep_reports is None or options.report is not None:
+        return
+    from batch_share.report.paths import prune_reports  # noqa: PLC0415
+
+    try:
+        prune_reports(options.report_dir, sheet, options.command, options.keep_reports)
+    except OSError as error:
+        logger.warning("could not prune old reports in %s: %s", options.report_dir, error)
 
 
 def _credentials(options: JobOptions) -> Credentials | None:
@@ -390,7 +415,7 @@ def _send(
     from batch_share.send.run import RunOptions, RunResult, run_plan  # noqa: PLC0415
 
     state = options.state_dir or default_state_dir()
-    with run_lock(state), Journal(state) as journal:
+    with run_lock(state), Journal(state, journal_days=options.journal_days) as journal:
         journal.start_run(run_id, planned.sheet.source, options.api_url)
         run_options = RunOptions(
             config=ExecConfig(
@@ -501,12 +526,9 @@ def _patient_signals(active: bool) -> Iterator[None]:
     if not active or threading.current_thread() is not threading.main_thread():
         yield
         return
-    import logging  # noqa: PLC0415
-
-    log = logging.getLogger("batch_share")
 
     def still_writing(_signum: int, _frame: object) -> None:
-        log.error("still writing the report; it will be done in a moment")
+        logger.error("still writing the report; it will be done in a moment")
 
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = [signal.getsignal(signum) for signum in signals]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import WAIT_LIMIT, write_sheet
+from helpers import WAIT_LIMIT, Invoke, write_sheet
 
 from batch_share.emulator import device_id
 from batch_share.errors import LockHeldError, UsageError
@@ -273,3 +274,29 @@ def test_sigterm_stops_a_run_on_a_loop_without_signal_support() -> None:
     finally:
         loop.close()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_run_names_its_report_in_report_dir_and_keeps_the_newest(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    sheet = write_sheet(
+        tmp_path / "nightly.csv", [[device_id(1), "", "ann@example.com", "", "", "", "T-1"]]
+    )
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "other.csv").write_text("not ours\n", encoding="utf-8")
+
+    runs = [invoke("run", sheet, "--report-dir", reports, "--keep-reports", "2") for _ in range(3)]
+
+    assert [result.exit_code for result in runs] == [0, 0, 0]
+    kept = sorted(p.name for p in reports.iterdir())
+    assert len(kept) == 3
+    assert "other.csv" in kept
+    ours = [name for name in kept if name != "other.csv"]
+    assert all(re.fullmatch(r"nightly\.run-\d{8}T\d{6}Z(-\d+)?\.csv", name) for name in ours)
+    written = [re.search(r"; report (\S+); exit", result.output) for result in runs]
+    paths = [Path(match.group(1)) for match in written if match is not None]
+    assert len(paths) == 3
+    assert not paths[0].exists()  # the oldest was pruned
+    assert paths[1].exists()
+    assert paths[2].exists()

@@ -90,3 +90,18 @@ StateDirOpt = Annotated[
     ),
 ]
 __all__ = ["DEFAULT_API_URL"]
+ReportDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-dir",
+        help="Without --report: write <sheet>.<command>-<UTC time>.csv into this directory.",
+    ),
+]
+KeepReportsOpt = Annotated[
+    int | None,
+    typer.Option("--keep-reports", min=1, help="With --report-dir: keep this many newest."),
+]
+JournalDaysOpt = Annotated[
+    float,
+    typer.Option("--journal-days", min=0.0, help="Days the journal remembers confirmations."),
+]
