@@ -32,7 +32,6 @@ MESSY_CELLS = {
     (5, "Device", "id-mangled"),
     (6, "Device", "id-mangled"),
     (7, "Device", "id-mangled"),
-    (8, "Service", "invalid-service-id"),
     (9, "E-mail", "missing-email"),
     (10, "E-mail", "invalid-email"),
     (11, "Action", "unknown-action"),
@@ -45,6 +44,8 @@ MESSY_CELLS = {
     (23, "E-mail", "invalid-email"),
     (23, "Action", "unknown-action"),
 }
+# Row 8 names its service ("ssh"): offline it waits for the account, not a problem.
+MESSY_WAITING = {(8, "Service", "name-not-resolved")}
 # Columns of the report that depend on timing rather than on the sheet and the API: none in
 # a CSV report today (elapsed time lives only in the XLSX summary); kept explicit.
 TIMING_COLUMNS: frozenset[str] = frozenset()
@@ -112,6 +113,15 @@ def test_upload_marks_each_problem_cell_with_its_code(browser: WebDriver, web: W
             marked.add((row, headers[index], code))
             assert code in cell.text  # the code is written in the cell, not only coloured
     assert marked == MESSY_CELLS
+    waiting = set()
+    for cell in browser.find_elements(By.CSS_SELECTOR, "#sheet-table td.waiting"):
+        row = int(cell.find_element(By.XPATH, "..").get_attribute("data-row") or 0)
+        index = int(browser.execute_script("return arguments[0].cellIndex", cell))
+        waiting.add((row, headers[index], cell.get_attribute("data-codes")))
+        assert "not-run" in cell.text
+        assert "name-not-resolved" in cell.text
+    assert waiting == MESSY_WAITING
+    assert find(browser, "#n-named").text == "1"
     assert find(browser, "#n-problems").text == str(len(MESSY_CELLS))
     shot(browser, "1-plan")
     all_rows = len(browser.find_elements(By.CSS_SELECTOR, "#sheet-table tbody tr"))
@@ -130,7 +140,8 @@ def test_dry_run_sends_nothing(browser: WebDriver, web: WebServer, emulator: Ser
     rows = result_rows(browser)
     planned = [r for r in rows if r["status"] == "not-run"]
     assert planned
-    assert {r["code"] for r in planned} == {"planned"}
+    assert {r["code"] for r in planned} == {"planned", "name-not-resolved"}
+    assert [r["row"] for r in planned if r["code"] == "name-not-resolved"] == ["8"]
     assert find(browser, "#exit-code").text == "1"  # as `run --dry-run`: some rows invalid
     assert emulator.state.counters.share_calls == []
 

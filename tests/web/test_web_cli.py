@@ -137,7 +137,8 @@ def test_one_run_at_a_time_and_the_events_resume(web: WebServer, emulator: objec
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("rate", "fast"), ("rate", "0"), ("mode", "sync"), ("go", "later")]
+    ("field", "value"),
+    [("rate", "fast"), ("rate", "0"), ("mode", "export"), ("scope", "galaxy"), ("go", "later")],
 )
 def test_bad_settings_are_refused(web: WebServer, field: str, value: str) -> None:
     with client(web) as session:
