@@ -680,7 +680,7 @@ def _result_context(job: Job) -> dict[str, Any]:
             "retryable": 0,
             **_diff_context(job),
         }
-    header = (*REPORT_COLUMNS, *result.planned.extra_columns)
+    header = (*REPORT_COLUMNS, *result.planned.report_extra_columns)
     rows = []
     for row in result.rows():
         rows.append([str(cell) for cell in row])
