@@ -58,7 +58,6 @@ from batch_share.plan.planned import (
 from batch_share.report.rows import report_rows
 
 if TYPE_CHECKING:
-    from batch_share.plan.resolve import Directory
     from batch_share.plan.sync import DeviceDiff
     from batch_share.send.auth import Credentials
     from batch_share.send.run import RunResult
@@ -284,10 +283,7 @@ def consult_account(
         check_rows(planned, options.guard)
     found = asyncio.run(_read_account(planned, options, credentials))
     facts: dict[str, Any] = {"read_requests": found.requests}
-    if found.directory is not None:
-        from batch_share.plan.resolve import resolve_names  # noqa: PLC0415
-
-        planned = resolve_names(planned, found.directory, cross_device=options.cross_device)
+    planned = found.planned
     if not sync:
         return planned, facts
     from batch_share.plan.sync import plan_sync  # noqa: PLC0415
@@ -311,11 +307,11 @@ def consult_account(
 
 @dataclass(frozen=True, slots=True)
 class _Account:
-    """What the account said: whose key this is, its devices by name (when the sheet names
-    some), and for sync the devices in scope with today's access."""
+    """What the account said: whose key this is, the sheet with its names resolved (when it
+    names some), and for sync the devices in scope with today's access."""
 
     account: str
-    directory: Directory | None
+    planned: PlannedSheet
     scope: tuple[str, ...]
     access: dict[str, DeviceAccess]
     requests: int
@@ -338,23 +334,23 @@ async def _read_account(
     async with ShareClient(options.api_url, credentials, timeout=options.timeout) as client:
         account = (await client.whoami()).casefold()
         requests = 1
-        directory = None
         devices = []
         if needs_lookup(planned) or sync_account:
             devices = await list_devices(client)
             requests += max(1, -(-len(devices) // PAGE_SIZE))
+        if needs_lookup(planned):
             directory = Directory.of(devices, account)
+            planned = resolve_names(planned, directory, cross_device=options.cross_device)
         scope: tuple[str, ...] = ()
         access: dict[str, DeviceAccess] = {}
         if options.command == "sync":
             if sync_account:
                 scope = tuple(sorted(d.id for d in devices if d.owner == account))
             else:
-                named = planned if directory is None else resolve_names(planned, directory)
-                scope = sheet_scope(named)
+                scope = sheet_scope(planned)
             access = await read_access(client, scope, concurrency=options.concurrency)
             requests += -(-len(scope) // READ_BATCH)
-    return _Account(account, directory, scope, access, requests)
+    return _Account(account, planned, scope, access, requests)
 
 
 def _default_report(sheet: Path) -> Path:

@@ -321,6 +321,30 @@ def _pinned_zip(workbook: Workbook) -> bytes:
     return pinned.getvalue()
 
 
+# --- roster.csv ------------------------------------------------------------------------------
+
+ROSTER_HEADER = ("Device Name", "Service", "Email", "Scripting")
+# Who should have access, by the names people give devices. `demo.py` seeds the emulator
+# with ROSTER_TODAY first, so `sync --dry-run` has a difference to show.
+ROSTER = (
+    ("Lobby Camera", "", "ann@example.com", "yes"),
+    ("Lobby Camera", "", "bob@example.com", ""),
+    ("Lobby Camera", "", "eve@example.com", ""),
+    ("Front Desk PC", "ssh", "cat@example.com", ""),
+    ("Front Desk PC", "", "fay@example.com", ""),
+    ("Warehouse NAS", "", "dan@example.com", "yes"),
+)
+# (device number, email, scripting): today's whole-device access before the demo's sync.
+ROSTER_TODAY = (
+    (1, "ann@example.com", True),
+    (1, "eve@example.com", False),
+    (1, "old@example.com", False),
+    (2, "cat@example.com", False),
+    (2, "fay@example.com", False),
+    (4, "dan@example.com", False),
+)
+
+
 # --- README ----------------------------------------------------------------------------------
 
 README_INTRO = """\
@@ -352,6 +376,14 @@ The nightly removal: {offboarding_rows} rows, every one a REMOVE, spelled `REMOV
 every valid row removes access, the safety guard refuses it by default (more than half of
 the valid rows are removals); a job that means it runs it with `--allow-mass-removal`.
 
+## roster.csv
+
+A roster for `batch-share sync`: who should have access, with devices named the way people
+know them (`Device Name` column) and one service by name. `make demo` seeds the emulator
+with some access first (`ROSTER_TODAY` in `make_samples.py`) and shows the difference a sync
+would make: old@example.com loses Lobby Camera, cat@example.com goes from the whole Front
+Desk PC to its ssh service, dan@example.com gets scripting on Warehouse NAS, bob joins.
+
 ## messy.csv
 
 What a real export can look like: UTF-8 with a byte-order mark, `;` as the delimiter (as a
@@ -382,6 +414,7 @@ def main() -> None:
     cases = messy_cases()
     write_xlsx(HERE / "onboarding.xlsx", ONBOARDING_HEADER, onboarding)
     write_csv(HERE / "offboarding.csv", OFFBOARDING_HEADER, offboarding)
+    write_csv(HERE / "roster.csv", ROSTER_HEADER, list(ROSTER))
     write_csv(
         HERE / "messy.csv",
         MESSY_HEADER,
@@ -392,7 +425,10 @@ def main() -> None:
     (HERE / "README.md").write_text(
         readme(cases, len(onboarding), len(offboarding)), encoding="utf-8"
     )
-    print(f"wrote onboarding.xlsx, offboarding.csv, messy.csv and README.md in {HERE.name}/")
+    print(
+        "wrote onboarding.xlsx, offboarding.csv, roster.csv, messy.csv and README.md in "
+        f"{HERE.name}/"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ from batch_share.send.journal import DB_NAME, Journal
 PREVIOUS = b"row,status\r\n2,succeeded\r\n"
 
 # Big enough that the report passes the size limit, small enough that the journal stays
-# far below it: two lines whose extra column carries 60 kB each.
+# far below it: two lines whose extra column carries 60 kB each, as 30,000 two-byte characters
+# (a cell holds at most 32,767 characters, or the sheet is refused before anything runs).
 FILE_SIZE_LIMIT = 96 * 1024
 LIMITED_RUN = """\
 import resource, signal, sys
@@ -95,7 +96,7 @@ def while_a_request_is_in_flight(
 def test_a_full_disk_keeps_the_previous_report_and_the_journal(
     emulator: ServerHandle, tmp_path: Path
 ) -> None:
-    sheet = write_sheet(tmp_path / "sheet.csv", rows(note="n" * 60_000))
+    sheet = write_sheet(tmp_path / "sheet.csv", rows(note="\u00e9" * 30_000))
     report = tmp_path / "out" / "report.csv"
     report.parent.mkdir()
     report.write_bytes(PREVIOUS)

@@ -741,3 +741,9 @@ def test_only_a_name_column_is_enough_for_a_roster() -> None:
     result = check([["Lobby Camera", "ann@example.com"]], header=("Device Name", "Email"))
     assert result.lines.problems[0][1] == "name-not-resolved"
     assert result.column_map["device_name"] == 0
+
+
+def test_a_name_column_drops_the_formula_guard_an_export_put_before_it() -> None:
+    result = check([["'-cam", "ann@example.com"]], header=("device_name", "email"))
+    assert result.lines.device_name is not None
+    assert result.lines.names[int(result.lines.device_name[0])] == "-cam"

@@ -164,9 +164,10 @@ def print_plan(console: Console, planned: PlannedSheet, summary: Mapping[str, An
         f"{summary['http_requests']} HTTP requests ({summary['per_request']} per request)"
     )
     if summary.get("named_rows"):
+        rows = summary["named_rows"]
         console.info(
-            f"  {summary['named_rows']} rows name a device or service: looked up in the "
-            "account when the sheet runs (plan --resolve looks them up now)"
+            f"  {rows} {'row names' if rows == 1 else 'rows name'} a device or service: looked "
+            "up in the account when the sheet runs (plan --resolve looks it up now)"
         )
     show_problems(console, planned.problems())
     limit = None if console.verbose else MUTATIONS_SHOWN

@@ -124,7 +124,7 @@ def print_diff(console: Console, event: DiffEvent) -> None:
     from batch_share.plan.sync import DiffTotals, diff_lines
 
     for device in event.devices:
-        console.info(f"{device.device_id}:")
+        console.info(f"{device.device_id}" + (f" ({device.name}):" if device.name else ":"))
         for line in diff_lines(device):
             console.info(f"  {line}")
     console.info(DiffTotals.of(event.devices).text)

@@ -84,6 +84,7 @@ class DeviceDiff:
     """One device's difference, for `sync --dry-run` and the page."""
 
     device_id: str
+    name: str  # as the sheet typed it, "" when it gave the ID
     added: tuple[str, ...]  # "email (scripting)" or "email service S"
     removed: tuple[str, ...]
     unchanged: int
@@ -361,6 +362,7 @@ def device_diffs(planned: PlannedSheet) -> list[DeviceDiff]:
     removed: defaultdict[str, list[str]] = defaultdict(list)
     unchanged: defaultdict[str, int] = defaultdict(int)
     held: defaultdict[str, int] = defaultdict(int)
+    typed: dict[str, str] = {}
     for line in range(len(lines)):
         device_index = int(lines.device[line])
         if device_index < 0:
@@ -369,6 +371,11 @@ def device_diffs(planned: PlannedSheet) -> list[DeviceDiff]:
         decided = lines.problems.get(line) or plan.problems.get(line)
         service = int(lines.service[line])
         where = "" if service < 0 else f" service {lines.service_ids[service]}"
+        if lines.device_name is not None and lines.service_name is not None:
+            if (device_name := int(lines.device_name[line])) >= 0:
+                typed.setdefault(device, lines.names[device_name])
+            if service >= 0 and (service_name := int(lines.service_name[line])) >= 0:
+                where += f" ({lines.names[service_name]})"
         email = lines.emails[int(lines.email[line])]
         if decided == _UNCHANGED:
             unchanged[device] += 1
@@ -383,6 +390,7 @@ def device_diffs(planned: PlannedSheet) -> list[DeviceDiff]:
     return [
         DeviceDiff(
             device,
+            typed.get(device, ""),
             tuple(added[device]),
             tuple(removed[device]),
             unchanged[device],

@@ -17,7 +17,9 @@ def report_rows(planned: PlannedSheet, outcomes: dict[int, Outcome]) -> Iterator
     lines, plan, sheet = planned.lines, planned.plan, planned.sheet
     extras = planned.validated.extra_columns
     service_col = planned.validated.column_map.get("service_id")
-    device_col = planned.validated.column_map["device_id"]
+    column_map = planned.validated.column_map
+    # A roster may name its devices in a device_name column alone.
+    device_col = column_map["device_id" if "device_id" in column_map else "device_name"]
     for line in range(len(lines)):
         row = int(lines.row[line])
         outcome = final_outcome(planned, outcomes, line)

@@ -77,7 +77,13 @@ def _row_number(sheet: Sheet, text: str, line: int) -> int:
         ) from None
 
 
+def strip_formula_guard(text: str) -> str:
+    """The text without the apostrophe a report or export put before `= + - @`, so a
+    spreadsheet would not run it as a formula."""
+    return _NEUTRALISED.sub("", text)
+
+
 def _take(column: Column, keep: np.ndarray) -> Column:
     """The kept cells, with the report's formula-guard apostrophe taken off again."""
-    values = tuple(_NEUTRALISED.sub("", value) for value in column.values)
+    values = tuple(strip_formula_guard(value) for value in column.values)
     return Column(column.name, column.codes[keep], values, column.typed)

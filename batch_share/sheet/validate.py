@@ -35,6 +35,7 @@ from batch_share.models import (
 from batch_share.sheet.columns import map_columns, missing_columns_error
 from batch_share.sheet.emails import EmailCells, check_emails
 from batch_share.sheet.ids import check_ids, named_cells
+from batch_share.sheet.rerun import strip_formula_guard
 from batch_share.sheet.verdicts import Issue, Verdicts, quote
 
 _ACTION_WORDS: dict[str, Action] = {
@@ -246,7 +247,9 @@ def _identity(
     given: list[bool] = []
     for pair in pairs.tolist():
         cell, name_cell = divmod(pair, len(name_values))
-        id_text, name_text = ids.values[cell].strip(), name_values[name_cell].strip()
+        id_text = ids.values[cell].strip()
+        # An export guards a name like "-cam" as "'-cam"; the name is the text behind it.
+        name_text = strip_formula_guard(name_values[name_cell].strip())
         value, issue = int(verdicts.value[cell]), verdicts.issues[cell]
         name, look = name_text, False
         if not id_text and name_text:

@@ -235,7 +235,8 @@ def _event_payload(event: jobs.JobEvent) -> dict[str, Any]:
     return {
         "type": "diff",
         "devices": [
-            {"device_id": device.device_id, "lines": jobs.diff_lines(device)} for device in shown
+            {"device_id": device.device_id, "name": device.name, "lines": jobs.diff_lines(device)}
+            for device in shown
         ],
         "hidden_devices": len(event.devices) - len(shown),
         "total": jobs.DiffTotals.of(event.devices).text,
@@ -706,7 +707,11 @@ def _diff_context(job: Job) -> dict[str, Any]:
     if job.diff is None:
         return {"diff": None}
     devices = [
-        (device.device_id, [(DIFF_KINDS[line[0]], line) for line in jobs.diff_lines(device)])
+        (
+            device.device_id,
+            device.name,
+            [(DIFF_KINDS[line[0]], line) for line in jobs.diff_lines(device)],
+        )
         for device in job.diff[:DEVICES_SHOWN]
     ]
     totals = jobs.DiffTotals.of(job.diff)

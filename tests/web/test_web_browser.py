@@ -140,6 +140,7 @@ def test_dry_run_sends_nothing(browser: WebDriver, web: WebServer, emulator: Ser
     rows = result_rows(browser)
     planned = [r for r in rows if r["status"] == "not-run"]
     assert planned
+    # Row 8 names its service: a dry run stays offline, so it waits for the lookup.
     assert {r["code"] for r in planned} == {"planned", "name-not-resolved"}
     assert [r["row"] for r in planned if r["code"] == "name-not-resolved"] == ["8"]
     assert find(browser, "#exit-code").text == "1"  # as `run --dry-run`: some rows invalid
@@ -360,8 +361,8 @@ def test_sync_shows_the_difference_then_applying_it_leaves_the_roster(
     assert state.service_grants(service_id(2, 1)) == set()
     assert state.service_grants(service_id(2, 2)) == {"svc@example.com"}
     rows = result_rows(browser)
-    removals = [(r["email"], r["status"], r["message"]) for r in rows if not r["row"]]
-    assert removals == [
+    applied = [(r["email"], r["status"], r["message"]) for r in rows if not r["row"]]
+    assert applied == [
         ("drop@example.com", "succeeded", "not in sheet"),
         ("old@example.com", "succeeded", "not in sheet"),
     ]

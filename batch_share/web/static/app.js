@@ -95,7 +95,7 @@ function liveProgress() {
     const kinds = { "+": "add", "-": "remove", "=": "unchanged", "!": "held" };
     for (const device of data.devices) {
       const item = document.createElement("li");
-      item.textContent = `${device.device_id}:`;
+      item.textContent = device.name ? `${device.device_id} (${device.name}):` : `${device.device_id}:`;
       const lines = document.createElement("ul");
       for (const line of device.lines) {
         const entry = document.createElement("li");
