@@ -1,4 +1,5 @@
-"""Take docs/screenshots/plan.png and result.png from the real page, against the emulator.
+"""Take docs/screenshots/plan.png, result.png and sync.png from the real page, against the
+emulator (sync.png: a sync dry run's difference, on seeded access).
 
     make screenshots
 
@@ -14,9 +15,10 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from batch_share.emulator import Emulator, serve_in_thread
+from batch_share.emulator import Emulator, device_id, serve_in_thread, service_id
+from batch_share.emulator.state import SeedGrant
 from batch_share.send.auth import Credentials
 from batch_share.web import EmulatorInfo, ServeConfig
 from batch_share.web.server import WebServer
@@ -34,6 +36,23 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1280,900",
     "--hide-scrollbars",
+)
+
+# Today's access for the sync picture, and the roster it is synced to: one device gains and
+# loses someone, one loses a service share, one names its device and stays as it is.
+SYNC_ACCESS = [
+    SeedGrant(device_id(1), "ann@example.com", scripting=True),
+    SeedGrant(device_id(1), "leaver@example.com"),
+    SeedGrant(device_id(2), "bob@example.com"),
+    SeedGrant(device_id(2), "contractor@example.com", service_id=service_id(2, 1)),
+    SeedGrant(device_id(4), "cat@example.com"),
+]
+SYNC_ROSTER = (
+    "device_id,device_name,email,scripting\n"
+    f"{device_id(1)},,ann@example.com,yes\n"
+    f"{device_id(1)},,newhire@example.com,\n"
+    f"{device_id(2)},,bob@example.com,\n"
+    ",Warehouse NAS,cat@example.com,\n"
 )
 
 
@@ -72,9 +91,21 @@ def main() -> None:
                     driver.find_element(By.ID, "confirm-button").click()
                     wait.until(lambda d: d.find_elements(By.ID, "exit-code"))
                     driver.save_screenshot(str(OUT / "result.png"))
+                    emulator.state.seed_access(SYNC_ACCESS)
+                    driver.get(web.url)
+                    wait.until(lambda d: d.find_elements(By.ID, "sheet-input"))
+                    roster = Path(scratch) / "roster.csv"
+                    roster.write_text(SYNC_ROSTER, encoding="utf-8")
+                    driver.find_element(By.ID, "sheet-input").send_keys(str(roster))
+                    driver.find_element(By.ID, "upload-button").click()
+                    wait.until(lambda d: d.find_elements(By.ID, "sheet-table"))
+                    Select(driver.find_element(By.ID, "mode")).select_by_value("sync")
+                    driver.find_element(By.ID, "apply-button").click()
+                    wait.until(lambda d: d.find_elements(By.ID, "confirm-button"))
+                    driver.save_screenshot(str(OUT / "sync.png"))
         finally:
             driver.quit()
-    print(f"wrote {OUT / 'plan.png'} and {OUT / 'result.png'}")
+    print(f"wrote {OUT / 'plan.png'}, {OUT / 'result.png'} and {OUT / 'sync.png'}")
 
 
 if __name__ == "__main__":

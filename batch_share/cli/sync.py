@@ -127,23 +127,10 @@ def sync(
 
 def print_diff(console: Console, event: DiffEvent) -> None:
     """Per device: `+ email (scripting)`, `- email`, `= N unchanged`; then the totals."""
-    added = removed = unchanged = held = 0
+    from batch_share.plan.sync import DiffTotals, diff_lines
+
     for device in event.devices:
         console.info(f"{device.device_id}" + (f" ({device.name}):" if device.name else ":"))
-        for text in device.added:
-            console.info(f"  + {text}")
-        for text in device.removed:
-            console.info(f"  - {text}")
-        if device.unchanged:
-            console.info(f"  = {device.unchanged} unchanged")
-        if device.held:
-            console.info(f"  ! {device.held} removals held back: the device has unclear rows")
-        added += len(device.added)
-        removed += len(device.removed)
-        unchanged += device.unchanged
-        held += device.held
-    console.info(
-        f"difference: {added} to add, {removed} to remove, {unchanged} unchanged"
-        + (f", {held} removals held back" if held else "")
-        + f" on {len(event.devices)} devices"
-    )
+        for line in diff_lines(device):
+            console.info(f"  {line}")
+    console.info(DiffTotals.of(event.devices).text)

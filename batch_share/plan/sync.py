@@ -38,7 +38,7 @@ Worked example (device D with services S1, S2; the key owner is admin@x):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -398,3 +398,46 @@ def device_diffs(planned: PlannedSheet) -> list[DeviceDiff]:
         )
         for device in devices
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DiffTotals:
+    """A difference's totals: the CLI's last line, and the numbers the page asks to confirm."""
+
+    added: int
+    removed: int
+    unchanged: int
+    held: int
+    devices: int
+
+    @classmethod
+    def of(cls, devices: Sequence[DeviceDiff]) -> DiffTotals:
+        return cls(
+            added=sum(len(d.added) for d in devices),
+            removed=sum(len(d.removed) for d in devices),
+            unchanged=sum(d.unchanged for d in devices),
+            held=sum(d.held for d in devices),
+            devices=len(devices),
+        )
+
+    @property
+    def text(self) -> str:
+        return (
+            f"difference: {self.added} to add, {self.removed} to remove, "
+            f"{self.unchanged} unchanged"
+            + (f", {self.held} removals held back" if self.held else "")
+            + f" on {self.devices} devices"
+        )
+
+
+def diff_lines(device: DeviceDiff) -> list[str]:
+    """One device's difference in the words `sync --dry-run` prints and the page shows, so
+    the two can never drift apart: `+ email (scripting)`, `- email`, `= N unchanged`, and
+    `!` for removals held back."""
+    lines = [f"+ {text}" for text in device.added]
+    lines += [f"- {text}" for text in device.removed]
+    if device.unchanged:
+        lines.append(f"= {device.unchanged} unchanged")
+    if device.held:
+        lines.append(f"! {device.held} removals held back: the device has unclear rows")
+    return lines

@@ -1,5 +1,9 @@
 """The page's routes: upload -> plan -> (confirm) -> job -> result, over the library.
 
+A `sync` cannot be confirmed from the sheet alone: what it adds and removes depends on the
+account. So Apply in sync mode first runs the sync's dry run, and that dry run's result page
+states the difference's numbers and asks for the confirmation.
+
 Nothing here decides anything about a sheet: planning is `plan_sheet`, the brake is
 `check_guard`, sending and the report are the job (`web/jobs.py`). This module turns their
 values into pages and back, and keeps the few things a page needs between requests (the
@@ -48,6 +52,7 @@ from batch_share.pipeline import (
     plan_sheet,
     status_counts,
 )
+from batch_share.plan.planned import waiting_for_names
 from batch_share.report.writer import REPORT_COLUMNS
 from batch_share.web import jobs
 from batch_share.web.security import Guardrail
@@ -60,6 +65,10 @@ DEVICES_SHOWN = 500
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 STATUSES = tuple(status.value for status in Status)
 RETRY_STATUSES = frozenset({Status.FAILED.value, Status.NOT_RUN.value})
+PROBLEM_STATUSES = frozenset({Status.INVALID.value, Status.CONFLICT.value})
+# A difference line's first character, as `sync --dry-run` prints it, to the class that
+# colours it (the character stays beside the colour).
+DIFF_KINDS = {"+": "add", "-": "remove", "=": "unchanged", "!": "held"}
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ ()-]")
 
 
@@ -152,10 +161,15 @@ class Job:
     error: str | None = None
     exit_code: int | None = None
     guard: dict[str, Any] | None = None
+    diff: tuple[jobs.DeviceDiff, ...] | None = None  # a sync's difference, once known
+    confirming: bool = False  # a sync dry run started by Apply: its result asks to confirm
     started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, event: object) -> None:
+    def record(self, event: jobs.JobEvent) -> None:
+        if isinstance(event, jobs.DiffEvent):
+            with self.lock:
+                self.diff = event.devices
         self._append(_event_payload(event))
 
     def _append(self, payload: dict[str, Any]) -> None:
@@ -192,8 +206,12 @@ class Job:
     def dry_run(self) -> bool:
         return self.options.dry_run
 
+    @property
+    def command(self) -> str:
+        return self.options.command
 
-def _event_payload(event: object) -> dict[str, Any]:
+
+def _event_payload(event: jobs.JobEvent) -> dict[str, Any]:
     if isinstance(event, ProgressEvent):
         return {
             "type": "progress",
@@ -213,8 +231,16 @@ def _event_payload(event: object) -> dict[str, Any]:
         }
     if isinstance(event, jobs.PlannedEvent):
         return {"type": "planned", **{k: event.summary[k] for k in ("lines", "mutations")}}
-    lines = getattr(event, "lines", None)  # sync's difference, per device
-    return {"type": "diff", "lines": [str(line) for line in lines or ()]}
+    shown = event.devices[:DEVICES_SHOWN]
+    return {
+        "type": "diff",
+        "devices": [
+            {"device_id": device.device_id, "name": device.name, "lines": jobs.diff_lines(device)}
+            for device in shown
+        ],
+        "hidden_devices": len(event.devices) - len(shown),
+        "total": jobs.DiffTotals.of(event.devices).text,
+    }
 
 
 class State:
@@ -322,7 +348,14 @@ def create_app(config: ServeConfig) -> Starlette:
             if go not in {"dry-run", "apply"}:
                 raise PageError("choose dry run or apply")
             planned = await asyncio.to_thread(_planned, found, worksheet)
-            if go == "apply" and form.get("confirmed") != "yes":
+            confirming = go == "apply" and form.get("confirmed") != "yes"
+            if confirming and settings.mode == "sync":
+                # The numbers to confirm come from the account: the dry run reads them.
+                job = _new_job(state, found, worksheet, settings, dry_run=True)
+                job.confirming = True
+                state.start(job)
+                return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+            if confirming:
                 guard = replace(config.guard, allow_mass_removal=settings.allow_mass_removal)
                 return render(
                     request,
@@ -540,6 +573,7 @@ def _new_job(
 class CellView:
     text: str
     problems: tuple[Problem, ...] = ()
+    waiting: str = ""  # the `name-not-resolved` message of a name the account will resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,14 +602,18 @@ def _plan_context(planned: PlannedSheet, config: ServeConfig, guard: Guard) -> d
         numbers = sheet.row_numbers
         extra = np.flatnonzero(np.isin(numbers[TABLE_LIMIT:], list(by_row))) + TABLE_LIMIT
         shown += [int(i) for i in extra[:TABLE_LIMIT]]
+    waiting = _waiting_cells(planned, shown)
     rows = []
     for index in shown:
         number = int(sheet.row_numbers[index])
+        if number == 0:
+            continue  # a sync report's removal lines have no sheet row
         problems = by_row.get(number, [])
         cells = []
         for column in range(len(sheet.header)):
             here = tuple(p for p in problems if column_of.get(p.column) == column)
-            cells.append(CellView(sheet.cell(column, index), here))
+            note = waiting.get((index, column), "")
+            cells.append(CellView(sheet.cell(column, index), here, note))
         loose = tuple(p for p in problems if p.column not in column_of)
         rows.append(RowView(number, tuple(cells), loose))
     summary = jobs.plan_summary(planned, config.per_request)
@@ -605,14 +643,45 @@ def _plan_context(planned: PlannedSheet, config: ServeConfig, guard: Guard) -> d
         "refusal_preview": [f"would {line}" for line in verdict.preview] if verdict else [],
         "mass_removal": bool(verdict and verdict.preview),
         "guard": guard,
+        "named_rows": summary["named_rows"],
     }
+
+
+def _waiting_cells(planned: PlannedSheet, shown: list[int]) -> dict[tuple[int, int], str]:
+    """(sheet row index, column) -> message, for the shown cells that name a device or service
+    still to be looked up: the offline preview says `not-run` / `name-not-resolved` there, as
+    the report of `run --dry-run` does."""
+    lines, sheet = planned.lines, planned.sheet
+    column_of = planned.validated.column_map
+    wanted = waiting_for_names(lines) & np.isin(lines.row, shown)
+    found: dict[tuple[int, int], str] = {}
+    for line in map(int, np.flatnonzero(wanted)):
+        row = int(lines.row[line])
+        message = lines.problems[line][2]
+        for kind, resolved in (("device", lines.device), ("service", lines.service)):
+            typed = getattr(lines, f"{kind}_name")
+            if typed is None or typed[line] < 0 or resolved[line] >= 0:
+                continue
+            by_name = column_of.get(f"{kind}_name")
+            named_in_own_column = by_name is not None and sheet.cell(by_name, row).strip()
+            column = by_name if named_in_own_column else column_of.get(f"{kind}_id")
+            if column is not None:
+                found[(row, column)] = message
+    return found
 
 
 def _result_context(job: Job) -> dict[str, Any]:
     result = job.result
     if result is None:
-        return {"header": (), "rows": [], "counts": {}, "hidden_rows": 0, "retryable": 0}
-    header = (*REPORT_COLUMNS, *result.planned.extra_columns)
+        return {
+            "header": (),
+            "rows": [],
+            "counts": {},
+            "hidden_rows": 0,
+            "retryable": 0,
+            **_diff_context(job),
+        }
+    header = (*REPORT_COLUMNS, *result.planned.report_extra_columns)
     rows = []
     for row in result.rows():
         rows.append([str(cell) for cell in row])
@@ -623,10 +692,36 @@ def _result_context(job: Job) -> dict[str, Any]:
         "header": header,
         "rows": rows,
         "status_index": REPORT_COLUMNS.index("status"),
+        "code_index": REPORT_COLUMNS.index("code"),
+        "problem_statuses": PROBLEM_STATUSES,
         "counts": counts,
         "hidden_rows": sum(counts.values()) - len(rows),
         "retryable": sum(counts[s] for s in RETRY_STATUSES),
         "summary": result.summary,
+        **_diff_context(job),
+    }
+
+
+def _diff_context(job: Job) -> dict[str, Any]:
+    """A sync's difference per device, and for its dry run the numbers to confirm."""
+    if job.diff is None:
+        return {"diff": None}
+    devices = [
+        (
+            device.device_id,
+            device.name,
+            [(DIFF_KINDS[line[0]], line) for line in jobs.diff_lines(device)],
+        )
+        for device in job.diff[:DEVICES_SHOWN]
+    ]
+    totals = jobs.DiffTotals.of(job.diff)
+    # Only a finished dry run that the brake would let through may lead to an apply.
+    can_apply = job.dry_run and job.result is not None and job.guard is None and not job.error
+    return {
+        "diff": devices,
+        "diff_totals": totals,
+        "hidden_diff_devices": len(job.diff) - len(devices),
+        "can_apply": can_apply,
     }
 
 

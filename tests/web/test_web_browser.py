@@ -44,6 +44,8 @@ MESSY_CELLS = {
     (23, "E-mail", "invalid-email"),
     (23, "Action", "unknown-action"),
 }
+# Row 8 names its service ("ssh"): offline it waits for the account, not a problem.
+MESSY_WAITING = {(8, "Service", "name-not-resolved")}
 # Columns of the report that depend on timing rather than on the sheet and the API: none in
 # a CSV report today (elapsed time lives only in the XLSX summary); kept explicit.
 TIMING_COLUMNS: frozenset[str] = frozenset()
@@ -111,6 +113,15 @@ def test_upload_marks_each_problem_cell_with_its_code(browser: WebDriver, web: W
             marked.add((row, headers[index], code))
             assert code in cell.text  # the code is written in the cell, not only coloured
     assert marked == MESSY_CELLS
+    waiting = set()
+    for cell in browser.find_elements(By.CSS_SELECTOR, "#sheet-table td.waiting"):
+        row = int(cell.find_element(By.XPATH, "..").get_attribute("data-row") or 0)
+        index = int(browser.execute_script("return arguments[0].cellIndex", cell))
+        waiting.add((row, headers[index], cell.get_attribute("data-codes")))
+        assert "not-run" in cell.text
+        assert "name-not-resolved" in cell.text
+    assert waiting == MESSY_WAITING
+    assert find(browser, "#n-named").text == "1"
     assert find(browser, "#n-problems").text == str(len(MESSY_CELLS))
     shot(browser, "1-plan")
     all_rows = len(browser.find_elements(By.CSS_SELECTOR, "#sheet-table tbody tr"))
@@ -131,6 +142,7 @@ def test_dry_run_sends_nothing(browser: WebDriver, web: WebServer, emulator: Ser
     assert planned
     # Row 8 names its service: a dry run stays offline, so it waits for the lookup.
     assert {r["code"] for r in planned} == {"planned", "name-not-resolved"}
+    assert [r["row"] for r in planned if r["code"] == "name-not-resolved"] == ["8"]
     assert find(browser, "#exit-code").text == "1"  # as `run --dry-run`: some rows invalid
     assert emulator.state.counters.share_calls == []
 
@@ -267,3 +279,214 @@ def test_html_in_a_cell_is_shown_as_text(
     assert [cell.text.splitlines()[0] for cell in cells] == [payload] * 3
     assert not browser.find_elements(By.CSS_SELECTOR, "#sheet-table img")
     shot(browser, "10-escaped")
+
+
+def choose_mode(driver: WebDriver, mode: str) -> None:
+    Select(find(driver, "#mode")).select_by_value(mode)
+
+
+def diff_table(driver: WebDriver) -> dict[str, list[str]]:
+    """The difference per device as shown: device -> its `+`/`-`/`=`/`!` lines."""
+    table = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#diff-table tbody tr')]"
+        ".map(r => [r.dataset.device, [...r.querySelectorAll('li')].map(l => l.textContent)]));"
+    )
+    assert isinstance(table, dict)
+    return table
+
+
+def test_sync_shows_the_difference_then_applying_it_leaves_the_roster(
+    browser: WebDriver, web: WebServer, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    from batch_share.emulator import device_id, service_id
+
+    d1, d2 = device_id(1), device_id(2)
+    state = emulator.state
+    state.grant(d1, "keep@example.com", scripting=True)
+    state.grant(d1, "drop@example.com")
+    state.grant(d2, "stay1@example.com")
+    state.grant(d2, "stay2@example.com")
+    state.grant(d2, "old@example.com", service_id=service_id(2, 1))
+    sheet = tmp_path / "roster.csv"
+    sheet.write_text(
+        "device_id,service_id,email,scripting\n"
+        f"{d1},,keep@example.com,yes\n"
+        f"{d1},,new@example.com,yes\n"
+        "Front Desk PC,,stay1@example.com,\n"  # device 2, by name
+        f"{d2},,stay2@example.com,\n"
+        f"{d2},{service_id(2, 2)},svc@example.com,\n",
+        encoding="utf-8",
+    )
+    upload(browser, web, sheet)
+    choose_mode(browser, "sync")
+    assert find(browser, "#sync-h").is_displayed()
+    assert not find(browser, "#plan-h").is_displayed()
+    find(browser, "#dry-run-button").click()
+    wait_for_result(browser)
+    shot(browser, "11-sync-dry-run")
+    assert diff_table(browser) == {
+        d1: ["+ new@example.com (scripting)", "- drop@example.com", "= 1 unchanged"],
+        d2: [
+            f"+ svc@example.com service {service_id(2, 2)}",
+            f"- old@example.com service {service_id(2, 1)}",
+            "= 2 unchanged",
+        ],
+    }
+    assert find(browser, "#diff-total").text == (
+        "difference: 2 to add, 2 to remove, 3 unchanged on 2 devices"
+    )
+    assert state.counters.share_calls == []
+    rows = result_rows(browser)
+    removals = [(r["email"], r["action"], r["status"], r["code"]) for r in rows if not r["row"]]
+    assert removals == [
+        ("drop@example.com", "REMOVE", "not-run", "planned"),
+        ("old@example.com", "REMOVE", "not-run", "planned"),
+    ]
+    named = next(r for r in rows if r["email"] == "stay1@example.com")
+    assert (named["device_id"], named["device_name"], named["code"]) == (
+        d2,
+        "Front Desk PC",
+        "unchanged",
+    )
+
+    assert (find(browser, "#confirm-adds").text, find(browser, "#confirm-removals").text) == (
+        "2",
+        "2",
+    )
+    find(browser, "#confirm-button").click()
+    wait_for_result(browser)
+    assert find(browser, "#exit-code").text == "0"
+    assert state.access(d1) == {"keep@example.com": True, "new@example.com": True}
+    assert state.access(d2) == {"stay1@example.com": False, "stay2@example.com": False}
+    assert state.service_grants(service_id(2, 1)) == set()
+    assert state.service_grants(service_id(2, 2)) == {"svc@example.com"}
+    rows = result_rows(browser)
+    applied = [(r["email"], r["status"], r["message"]) for r in rows if not r["row"]]
+    assert applied == [
+        ("drop@example.com", "succeeded", "not in sheet"),
+        ("old@example.com", "succeeded", "not in sheet"),
+    ]
+
+
+def test_a_sync_report_is_retried_with_run(
+    browser: WebDriver, web: WebServer, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    from batch_share.emulator import device_id
+
+    d3, d6 = device_id(3), device_id(6)
+    emulator.state.grant(d6, "kept@example.com")
+    emulator.state.grant(d6, "also@example.com")
+    sheet = tmp_path / "roster.csv"
+    sheet.write_text(
+        f"device_id,email\n{d3},ok@example.com\n{d3},henry@unregistered.example\n"
+        f"{d6},also@example.com\n{d6},not-an-email\n",
+        encoding="utf-8",
+    )
+    upload(browser, web, sheet)
+    choose_mode(browser, "sync")
+    find(browser, "#apply-button").click()
+    wait(browser, present("#confirm-button"))
+    assert find(browser, "h1").text.startswith("Apply (sync, scope sheet)")
+    assert diff_table(browser)[d6] == [
+        "= 1 unchanged",
+        "! 1 removals held back: the device has unclear rows",
+    ]
+    find(browser, "#confirm-button").click()
+    wait_for_result(browser)
+    rows = [(r["row"], r["email"], r["status"], r["code"]) for r in result_rows(browser)]
+    assert rows == [
+        ("2", "ok@example.com", "succeeded", ""),
+        ("3", "henry@unregistered.example", "failed", rows[1][3]),
+        ("4", "also@example.com", "succeeded", "unchanged"),
+        ("5", "not-an-email", "invalid", "invalid-email"),
+        ("", "kept@example.com", "not-run", "unclear-device"),
+    ]
+    assert "kept@example.com" in emulator.state.access(d6)
+    find(browser, "#retry-button").click()
+    wait(browser, present("#sheet-table"))
+    assert "retry" in find(browser, "h1").text
+    assert "--only failed,not-run" in find(browser, "#retry-note").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "select#mode")  # always run
+    assert find(browser, "#n-lines").text == "2"
+    find(browser, "#dry-run-button").click()
+    wait_for_result(browser)
+    assert "(sync" not in find(browser, "h1").text
+    replayed = [(r["row"], r["email"], r["action"]) for r in result_rows(browser)]
+    assert replayed == [
+        ("3", "henry@unregistered.example", "ADD"),
+        ("", "kept@example.com", "REMOVE"),
+    ]
+
+
+def test_a_sync_removing_most_of_todays_access_is_refused_by_the_brake(
+    browser: WebDriver, web: WebServer, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    from batch_share.emulator import device_id
+
+    for name in ("a", "b", "c"):
+        emulator.state.grant(device_id(5), f"{name}@example.com")
+    sheet = tmp_path / "roster.csv"
+    sheet.write_text(f"device_id,email\n{device_id(5)},a@example.com\n", encoding="utf-8")
+    upload(browser, web, sheet)
+    choose_mode(browser, "sync")
+    find(browser, "#apply-button").click()
+    wait(browser, present("#refusal-message"))
+    wait_for_result(browser)
+    shot(browser, "12-sync-brake")
+    refusal = find(browser, "#refusal-message").text
+    assert refusal.startswith("refusing to remove 2 shares (67% of today's 3 shares")
+    assert "--allow-mass-removal" in refusal
+    assert "Allow mass removal" in find(browser, "#refusal-lift").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#confirm-button")
+    assert "safety guard" in find(browser, "#apply-blocked").text
+    assert emulator.state.counters.share_calls == []
+    assert set(emulator.state.access(device_id(5))) == {f"{n}@example.com" for n in "abc"}
+
+
+def test_names_resolve_when_applied_and_the_result_shows_them(
+    browser: WebDriver, web: WebServer, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    from batch_share.emulator import device_id, service_id
+
+    sheet = tmp_path / "names.csv"
+    sheet.write_text(
+        "device,service,email\n"
+        "Lobby Camera,,ann@example.com\n"
+        "Warehouse NAS,ssh,bob@example.com\n"
+        "Lobby Camra,,cat@example.com\n",
+        encoding="utf-8",
+    )
+    upload(browser, web, sheet)
+    assert find(browser, "#n-named").text == "3"
+    waiting = browser.find_elements(By.CSS_SELECTOR, "#sheet-table td.waiting")
+    assert [cell.text.splitlines()[0] for cell in waiting] == [
+        "Lobby Camera",
+        "Warehouse NAS",
+        "ssh",
+        "Lobby Camra",
+    ]
+    find(browser, "#apply-button").click()
+    wait(browser, present("#confirm-button"))
+    assert find(browser, "#confirm-named").text == "3"
+    find(browser, "#confirm-button").click()
+    wait_for_result(browser)
+    shot(browser, "13-names")
+    rows = {r["email"]: r for r in result_rows(browser)}
+    ann, bob, cat = rows["ann@example.com"], rows["bob@example.com"], rows["cat@example.com"]
+    assert (ann["device_id"], ann["device_name"], ann["status"]) == (
+        device_id(1),
+        "Lobby Camera",
+        "succeeded",
+    )
+    assert (bob["device_id"], bob["service_id"], bob["service_name"], bob["status"]) == (
+        device_id(4),
+        service_id(4, 1),
+        "ssh",
+        "succeeded",
+    )
+    assert (cat["status"], cat["code"]) == ("invalid", "unknown-device-name")
+    assert "Lobby Camera" in cat["message"]  # the closest names are suggested
+    problem = find(browser, "#result-table tr[data-status=invalid] td.problem")
+    assert problem.text == "unknown-device-name"
+    assert "ann@example.com" in emulator.state.access(device_id(1))
+    assert "bob@example.com" in emulator.state.service_access(service_id(4, 1))

@@ -137,7 +137,8 @@ def test_one_run_at_a_time_and_the_events_resume(web: WebServer, emulator: objec
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("rate", "fast"), ("rate", "0"), ("mode", "sync"), ("go", "later")]
+    ("field", "value"),
+    [("rate", "fast"), ("rate", "0"), ("mode", "export"), ("scope", "galaxy"), ("go", "later")],
 )
 def test_bad_settings_are_refused(web: WebServer, field: str, value: str) -> None:
     with client(web) as session:
@@ -145,3 +146,51 @@ def test_bad_settings_are_refused(web: WebServer, field: str, value: str) -> Non
         form = {"csrf": web.config.csrf, "go": "dry-run", field: value}
         response = session.post(f"{plan}/start", data=form, headers=same_origin(web))
         assert response.status_code == 400
+
+
+def test_a_confirmed_sync_is_still_judged_by_the_brake(
+    web: WebServer, emulator: object, tmp_path: Path
+) -> None:
+    """The confirmation is a page step, not a pass: an apply posted straight away meets the
+    brake inside the job, as `sync` on the command line does (exit 4, nothing sent)."""
+    import json
+
+    from batch_share.emulator import ServerHandle, device_id
+
+    assert isinstance(emulator, ServerHandle)
+    handle = emulator
+    for name in ("a", "b", "c"):
+        handle.state.grant(device_id(7), f"{name}@example.com")
+    sheet = tmp_path / "roster.csv"
+    sheet.write_text(f"device_id,email\n{device_id(7)},a@example.com\n", encoding="utf-8")
+    with client(web) as session:
+        plan = upload(web, session, sheet)
+        form = {
+            "csrf": web.config.csrf,
+            "go": "apply",
+            "confirmed": "yes",
+            "mode": "sync",
+            "scope": "sheet",
+        }
+        job = job_path(session.post(f"{plan}/start", data=form, headers=same_origin(web)))
+        with session.stream("GET", f"{job}/events") as stream:
+            events = [
+                json.loads(line[len("data: ") :])
+                for line in stream.iter_lines()
+                if line.startswith("data: ")
+            ]
+        page = session.get(job).text
+    by_type = {event["type"]: event for event in events}
+    assert by_type["diff"]["devices"] == [
+        {
+            "device_id": device_id(7),
+            "name": "",
+            "lines": ["- b@example.com", "- c@example.com", "= 1 unchanged"],
+        }
+    ]
+    assert by_type["diff"]["total"].startswith("difference: 0 to add, 2 to remove")
+    assert by_type["guard"]["warning"] is False
+    assert by_type["done"]["exit_code"] == 4
+    assert "The safety guard refused this run" in page
+    assert 'id="confirm-button"' not in page
+    assert handle.state.counters.share_calls == []

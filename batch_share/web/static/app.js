@@ -46,6 +46,20 @@ function statusFilter() {
   apply();
 }
 
+// Sections and settings that concern one mode only show for the mode chosen; without
+// script everything shows, each labelled with its mode.
+function modeSwitch() {
+  const select = document.querySelector("[name=mode]");
+  if (!select) return;
+  const apply = () => {
+    for (const node of document.querySelectorAll("[data-mode]")) {
+      node.hidden = node.dataset.mode !== select.value;
+    }
+  };
+  select.addEventListener("change", apply);
+  apply();
+}
+
 function liveProgress() {
   const box = document.getElementById("progress");
   if (!box) return;
@@ -78,13 +92,23 @@ function liveProgress() {
     const data = JSON.parse(event.data);
     const list = document.getElementById("p-diff");
     if (!list) return;
-    for (const line of data.lines) {
+    const kinds = { "+": "add", "-": "remove", "=": "unchanged", "!": "held" };
+    for (const device of data.devices) {
       const item = document.createElement("li");
-      item.textContent = line;
-      if (line.trimStart().startsWith("+")) item.className = "add";
-      if (line.trimStart().startsWith("-")) item.className = "remove";
+      item.textContent = device.name ? `${device.device_id} (${device.name}):` : `${device.device_id}:`;
+      const lines = document.createElement("ul");
+      for (const line of device.lines) {
+        const entry = document.createElement("li");
+        entry.textContent = line;
+        entry.className = kinds[line.charAt(0)] || "";
+        lines.appendChild(entry);
+      }
+      item.appendChild(lines);
       list.appendChild(item);
     }
+    const total = document.createElement("li");
+    total.textContent = data.total;
+    list.appendChild(total);
   });
   source.addEventListener("done", () => {
     source.close();
@@ -97,5 +121,6 @@ document.addEventListener("DOMContentLoaded", () => {
   dropzone();
   problemFilter();
   statusFilter();
+  modeSwitch();
   liveProgress();
 });
