@@ -362,3 +362,19 @@ def test_sync_refuses_only_so_a_partial_report_is_never_a_roster(
 
     assert result.exit_code == 2
     assert "batch-share run REPORT --only" in result.output
+
+
+def test_replaying_a_sync_report_never_removes_what_the_sync_held_back(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    emulator.state.grant(device_id(1), "old@example.com")
+    sheet = roster(
+        tmp_path,
+        [[device_id(1), "", "ann@example.com", "", ""], [device_id(1), "", "bad@", "", ""]],
+    )
+    invoke("sync", sheet, "--report", tmp_path / "first.csv")
+
+    retry = invoke("run", tmp_path / "first.csv", "--only", "failed,not-run")
+
+    assert "removals a sync held back (unclear-device) are not replayed" in retry.output
+    assert "old@example.com" in emulator.state.access(device_id(1))

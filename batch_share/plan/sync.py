@@ -58,13 +58,14 @@ from batch_share.models import (
 )
 from batch_share.plan.grouping import combine_devices, plan_lines
 from batch_share.plan.planned import NOT_IN_SHEET, PlannedSheet, waiting_for_names
+from batch_share.sheet.rerun import HELD_BACK
 
 _ADD = ACTIONS.index(Action.ADD)
 _REMOVE = ACTIONS.index(Action.REMOVE)
 _UNCHANGED = (Status.SUCCEEDED, "unchanged", "already in place")
 _UNCLEAR = (
     Status.NOT_RUN,
-    "unclear-device",
+    HELD_BACK,
     f"{NOT_IN_SHEET}; kept, because this device has invalid or conflicting rows",
 )
 

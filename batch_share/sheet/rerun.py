@@ -7,6 +7,7 @@ their original extra columns, so the new report lines up with the first sheet.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -16,6 +17,9 @@ from batch_share.models import Column, Sheet, Status
 
 # Columns a report adds that are output, not input: they must not come back as extras.
 REPORT_ONLY_COLUMNS = ("row", "status", "code", "message", "attempts", "mutation")
+# The code of a sync's removal that was kept because its device had unclear rows.
+HELD_BACK = "unclear-device"
+logger = logging.getLogger("batch_share")
 _NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
 
 
@@ -46,7 +50,23 @@ def select_report_lines(sheet: Sheet, only: frozenset[str]) -> Sheet:
     index = {name.strip().lower(): i for i, name in reversed(list(enumerate(sheet.header)))}
     status = sheet.columns[index["status"]]
     wanted_codes = [k for k, value in enumerate(status.values) if value.strip().lower() in only]
-    keep = np.flatnonzero(np.isin(status.codes, wanted_codes))
+    selected = np.isin(status.codes, wanted_codes)
+    if "code" in index:
+        # A sync held these removals back because the device's rows were unclear; replaying
+        # them would take away exactly the access it chose to keep. Fix the sheet and sync.
+        code = sheet.columns[index["code"]]
+        held_codes = [k for k, value in enumerate(code.values) if value.strip() == HELD_BACK]
+        held = selected & np.isin(code.codes, held_codes)
+        if held.any():
+            logger.warning(
+                "%s: %d removals a sync held back (%s) are not replayed; fix the sheet's "
+                "unclear rows and sync again",
+                sheet.source,
+                int(held.sum()),
+                HELD_BACK,
+            )
+        selected &= ~held
+    keep = np.flatnonzero(selected)
     row_column = sheet.columns[index["row"]]
     row_numbers = np.asarray(
         [_row_number(sheet, row_column.values[int(row_column.codes[i])], int(i)) for i in keep],
