@@ -123,7 +123,7 @@ def test_user_config_defaults_to_dot_config_under_home(tmp_path: Path) -> None:
         ("[run]\nconcurrency = 0\n", [":2", "concurrency", "greater than or equal to 1"]),
         ("[run]\nmax-removals = '20'\n", [":2", "max-removals must be a whole number"]),
         ("[run]\ndry-run = 'yes'\n", [":2", "dry-run must be true or false"]),
-        ("[plan]\ntimeout = 3\n", [":2", "timeout", "not an option of `plan`"]),
+        ("[plan]\nverify = true\n", [":2", "verify", "not an option of `plan`"]),
         ("[runn]\nrate = 1\n", ["[runn] is not a command"]),
         ("runn = {}\n", [":1", "no command 'runn'"]),
         ("[run]\nrate = = 1\n", ["Invalid", "line 2"]),
