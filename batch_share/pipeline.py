@@ -516,6 +516,10 @@ def write_job_report(
             f"could not write the report {path}: {error.strerror or error} "
             "(nothing was replaced: an earlier report at that path is unchanged)"
         ) from None
+    except UsageError as error:
+        # Found while writing (too many lines for .xlsx): by now shares may have been sent,
+        # so this is "finished, but", not a usage error that sent nothing.
+        raise ReportError(f"could not write the report {path}: {error}") from None
 
 
 @contextlib.contextmanager

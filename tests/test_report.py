@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from helpers import Invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
+from batch_share.emulator import device_id
 from batch_share.errors import UsageError
 from batch_share.report import xlsx as report_xlsx
 from batch_share.report.writer import (
@@ -509,3 +511,22 @@ def test_any_text_round_trips_through_csv_and_jsonl(
 
     assert read_csv(csv_path)[1:] == as_csv_text(rows)
     assert [tuple(record.values()) for record in read_jsonl(jsonl_path)] == rows
+
+
+def test_a_run_whose_xlsx_report_overflows_ends_finished_but_not_as_a_usage_error(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found only while writing, after sending: "finished, but" (exit 1), never exit 2,
+    # which promises that nothing was sent.
+    monkeypatch.setattr(report_xlsx, "XLSX_MAX_ROWS", 2)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        f"device_id,email\n{device_id(1)},a@example.com\n{device_id(2)},b@example.com\n",
+        encoding="utf-8",
+    )
+
+    result = invoke("run", sheet, "--report", tmp_path / "out.xlsx")
+
+    assert result.exit_code == 1, result.output
+    assert "could not write the report" in result.output
+    assert "write it as .csv or .jsonl" in result.output
