@@ -164,6 +164,29 @@ class ShareState:
             grants.update(self._device_grants.get(service.device_id, {}))
         return grants
 
+    def device_access(self, device: Device) -> tuple[dict[str, Grant], list[dict[str, Grant]]]:
+        """The device's whole-device shares, and per service (in the device's order) everyone
+        who can reach it, read under one lock: a page of 1,000 devices took a lock per
+        device and another per service, and looked the device's shares up again each time."""
+        with self._lock:
+            whole = dict(self._device_grants.get(device.id, {}))
+            reach = []
+            for service in device.services:
+                grants = dict(self._service_grants.get(service.id, {}))
+                grants.update(whole)
+                reach.append(grants)
+        return whole, reach
+
+    def visible_devices(self) -> list[Device]:
+        """Every device `can_see` lets through, in fleet order, under one lock."""
+        with self._lock:
+            return [
+                device
+                for device in self.fleet.devices.values()
+                if device.owner == self.account
+                or self.account in self._device_grants.get(device.id, {})
+            ]
+
     def can_see(self, device: Device) -> bool:
         """Owned by the account, or shared with it (so `login.device`/`devices` list it)."""
         if device.owner == self.account:
