@@ -35,6 +35,8 @@ bench:
 	$(BIN)/python bench/run_speed.py
 	$(BIN)/python bench/hostile_sheets.py
 	$(BIN)/python bench/export_speed.py
+	$(BIN)/python bench/sync_speed.py
+	$(BIN)/python bench/names_speed.py
 	$(BIN)/python bench/serve_speed.py
 
 # sdist and wheel in dist/; `pipx install dist/batch_share-*.whl` installs the command.

@@ -222,14 +222,14 @@ def _resolve_devices(_user: object, context: RequestContext, args: dict[str, Any
     if not 0 <= size <= MAX_PAGE_SIZE or start < 0:
         raise GraphQLError(f"size must be between 0 and {MAX_PAGE_SIZE} and from at least 0")
     state = context.state
-    devices = state.visible_devices()
+    name = args.get("name") or ""
     if args.get("id") is not None:
-        devices = _visible_devices(state, args["id"])
-    if args.get("name"):
-        devices = [d for d in devices if args["name"].casefold() in d.name.casefold()]
+        devices = sorted(_visible_devices(state, args["id"]), key=lambda d: (d.name, d.id))
+        devices = [d for d in devices if name.casefold() in d.name.casefold()]
+    else:
+        devices = state.listing(name)
     if args.get("owner") is not None:
         devices = [d for d in devices if (d.owner == state.account) == args["owner"]]
-    devices.sort(key=lambda d: (d.name, d.id))
     page = devices[start : start + size]
     return {
         "items": [_device_view(state, device) for device in page],

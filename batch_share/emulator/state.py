@@ -95,6 +95,12 @@ class ShareState:
         self._device_grants: dict[str, dict[str, Grant]] = {}
         self._service_grants: dict[str, dict[str, Grant]] = {}
         self.seeded: list[SeedGrant] = []
+        # The fleet never changes, so `login { devices }` order (name, then id) and the
+        # case-folded names it filters on are worked out once, not on every page or lookup.
+        self._listing = [
+            (device.name.casefold(), device)
+            for device in sorted(fleet.devices.values(), key=lambda d: (d.name, d.id))
+        ]
         self.reset()
 
     def reset(self) -> None:
@@ -177,12 +183,15 @@ class ShareState:
                 reach.append(grants)
         return whole, reach
 
-    def visible_devices(self) -> list[Device]:
-        """Every device `can_see` lets through, in fleet order, under one lock."""
+    def listing(self, name: str = "") -> list[Device]:
+        """Every device `can_see` lets through whose name holds `name` (any case), by name
+        then id, under one lock."""
+        needle = name.casefold()
+        named = [device for folded, device in self._listing if needle in folded]
         with self._lock:
             return [
                 device
-                for device in self.fleet.devices.values()
+                for device in named
                 if device.owner == self.account
                 or self.account in self._device_grants.get(device.id, {})
             ]
