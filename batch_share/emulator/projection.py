@@ -125,6 +125,10 @@ class _Compiler(Generic[ContextT]):
         if definition is None:
             raise _Decline
         complete = self.completer(definition.type, nodes)
+        # graphql-core coerces every field's arguments, resolver or not, and an argument
+        # that fails is an error; merged fields agree on them (validation checks it) and
+        # graphql-core takes them from the first node too.
+        args = get_argument_values(definition, nodes[0], self.variables)
         resolver = self.resolvers.get((type_.name, name))
         if resolver is None:
 
@@ -135,9 +139,6 @@ class _Compiler(Generic[ContextT]):
                 return complete(value)
 
             return from_parent
-        # Merged fields agree on their arguments (validation checks it); graphql-core
-        # takes them from the first node too.
-        args = get_argument_values(definition, nodes[0], self.variables)
         context = self.context
 
         def resolved(source: Any) -> Any:
