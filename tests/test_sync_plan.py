@@ -95,9 +95,11 @@ def test_applying_the_difference_leaves_exactly_the_roster(
     planned = plan_sync(roster, read_back(state), scope={r[0] for r in rows}, account=ACCOUNT_EMAIL)
     if planned.plan.problems:
         return  # a conflicting roster (one email, two scriptings) holds its removals back
+    # The executor sends a phase's mutations in any order: apply each phase back to front,
+    # so a plan that leaves order to chance (no `later`) must not depend on it.
     later = planned.plan.later or len(planned.plan.mutations)
     mutations = list(planned.plan.mutations)
-    apply(state, [mutations[:later], mutations[later:]])
+    apply(state, [mutations[:later][::-1], mutations[later:][::-1]])
 
     after = read_back(state)
     for device in {r[0] for r in rows}:

@@ -17,11 +17,12 @@ an ordinary `PlannedSheet` the executor and the report take as they take a `run`
   lines are `not-run` / `unclear-device`. An unclear sheet must never cost someone access;
   its additions still go out, since they are what the valid lines ask for.
 
-Removals are sent before additions (`Plan.later`). The one case where order matters is a
-person who has the whole device today and whom the sheet gives only some services: the
-whole-device REMOVE takes their service shares with it, so the service ADDs must come after.
-The removals are planned apart from the additions for the same reason: planned together,
-the planner would rightly call that pair a conflict.
+The one case where order matters is a person who has the whole device today and whom the
+sheet gives only some services: the whole-device REMOVE takes their service shares with
+it, so the service ADDs must come after (`Plan.later`); when a sync has such a case, its
+removals all go first, otherwise everything goes out together. The removals are planned
+apart from the additions for the same reason: planned together, the planner would rightly
+call that pair a conflict.
 
 Worked example (device D with services S1, S2; the key owner is admin@x):
 
@@ -178,7 +179,8 @@ def plan_sync(
     sendable = combined.valid & ~decided & ~rides_on_unchanged
     first = _plan_part(combined, sheet, sendable & is_removal, cross_device)
     then = _plan_part(combined, sheet, sendable & ~is_removal, cross_device)
-    merged = _merge(first, then, plan.problems)
+    narrowed = {(d, k) for d, service, k in removals if service is None and d not in unclear}
+    merged = _merge(first, then, plan.problems, ordered=_narrows(combined, sendable, narrowed))
     merged.duplicate_of[rides_on_unchanged] = repeat[rides_on_unchanged]
     facts = SyncFacts(scope, current, len(lines), frozenset(unclear & set(scope)))
     validated = replace(roster.validated, lines=combined)
@@ -329,7 +331,21 @@ def _plan_part(lines: Lines, sheet: Sheet, sendable: BoolArray, cross_device: bo
     return combine_devices(part) if cross_device else part
 
 
-def _merge(first: Plan, then: Plan, problems: dict[int, tuple[Status, str, str]]) -> Plan:
+def _narrows(lines: Lines, sendable: BoolArray, narrowed: set[tuple[str, str]]) -> bool:
+    """Whether a service ADD goes to someone whose whole-device share is being removed: then
+    the removal must land first, or it would take the new service share with it."""
+    if not narrowed:
+        return False
+    adds = np.flatnonzero(sendable & (lines.service >= 0) & (lines.action == _ADD))
+    return any(
+        (lines.device_ids[int(lines.device[i])], lines.email_keys[int(lines.email[i])]) in narrowed
+        for i in adds.tolist()
+    )
+
+
+def _merge(
+    first: Plan, then: Plan, problems: dict[int, tuple[Status, str, str]], *, ordered: bool
+) -> Plan:
     """One plan of `first`'s mutations, then `then`'s (sent after them), ids renumbered."""
     mutations = (*first.mutations, *then.mutations)
     width = max(4, len(str(len(mutations))))
@@ -349,7 +365,7 @@ def _merge(first: Plan, then: Plan, problems: dict[int, tuple[Status, str, str]]
         line_mutation=line_mutation.astype(np.int64),
         duplicate_of=duplicate_of.astype(np.int64),
         problems={**first.problems, **then.problems, **problems},
-        later=offset if first.mutations and then.mutations else None,
+        later=offset if ordered and first.mutations and then.mutations else None,
     )
 
 
