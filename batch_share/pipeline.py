@@ -335,30 +335,37 @@ async def _read_account(
         READ_BATCH,
         list_devices,
         read_access,
+        read_access_and_email,
     )
     from batch_share.send.client import ShareClient  # noqa: PLC0415
 
     sync_account = options.command == "sync" and options.scope == "account"
     async with ShareClient(options.api_url, credentials, timeout=options.timeout) as client:
-        account = (await client.whoami()).casefold()
-        requests = 1
+        account: str | None = None
+        requests = 0
         devices = []
         if needs_lookup(planned) or sync_account:
+            account = (await client.whoami()).casefold()
             devices = await list_devices(client)
-            requests += max(1, -(-len(devices) // PAGE_SIZE))
+            requests += 1 + max(1, -(-len(devices) // PAGE_SIZE))
         if needs_lookup(planned):
-            directory = Directory.of(devices, account)
+            directory = Directory.of(devices, account or "")
             planned = resolve_names(planned, directory, cross_device=options.cross_device)
-        scope: tuple[str, ...] = ()
-        access: dict[str, DeviceAccess] = {}
-        if options.command == "sync":
-            if sync_account:
-                scope = tuple(sorted(d.id for d in devices if d.owner == account))
-            else:
-                scope = sheet_scope(planned)
+        if options.command != "sync":
+            return _Account(account or "", planned, (), {}, requests)
+        if sync_account:
+            scope = tuple(sorted(d.id for d in devices if d.owner == account))
+        else:
+            scope = sheet_scope(planned)
+        if account is None:
+            # The common nightly case: the first access read also says whose key this is.
+            account, access, reads = await read_access_and_email(
+                client, scope, concurrency=options.concurrency
+            )
+        else:
             access = await read_access(client, scope, concurrency=options.concurrency)
-            requests += -(-len(scope) // READ_BATCH)
-    return _Account(account, planned, scope, access, requests)
+            reads = -(-len(scope) // READ_BATCH)
+    return _Account(account, planned, scope, access, requests + reads)
 
 
 def _default_report(sheet: Path, options: JobOptions) -> Path:

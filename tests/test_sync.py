@@ -227,7 +227,8 @@ def test_dry_run_reads_prints_the_difference_and_sends_no_share(
 
     assert result.exit_code == 0, result.output
     assert emulator.state.counters.share_fields == 0
-    assert emulator.state.counters.requests == 2  # who am I, and the device's access
+    # One read: the device's access, and in the same request whose key this is.
+    assert emulator.state.counters.requests == 1
     assert f"{device_id(1)}:" in result.output
     assert "  + new@example.com (scripting)" in result.output
     assert "  - old@example.com" in result.output

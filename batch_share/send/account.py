@@ -24,7 +24,7 @@ from batch_share.errors import (
 from batch_share.models import DeviceAccess, DeviceInfo, ServiceInfo
 
 if TYPE_CHECKING:
-    from batch_share.send.client import GraphQLResponse
+    from batch_share.send.client import GraphQLResponse, ShareClient
 
 _T = TypeVar("_T")
 
@@ -144,6 +144,20 @@ def _backoff_or_retry_after(state: RetryCallState) -> float:
     if isinstance(error, RateLimitedError) and error.retry_after is not None:
         return max(wait, error.retry_after)
     return wait
+
+
+async def read_access_and_email(
+    client: ShareClient, device_ids: Sequence[str], *, concurrency: int = 4, retries: int = 4
+) -> tuple[str, dict[str, DeviceAccess], int]:
+    """Whose key this is and today's access of `device_ids`: the first batch also asks for
+    the key's email, so the whole read is one request per `READ_BATCH` devices. Returns the
+    email (case-folded), the access, and the requests it took."""
+    wanted = sorted(set(device_ids))
+    first, rest = wanted[:READ_BATCH], wanted[READ_BATCH:]
+    email, devices = await _retrying(retries, client.device_access_and_email, first)
+    access = {str(device.get("id")): parse_access(device) for device in devices}
+    access.update(await read_access(client, rest, concurrency=concurrency, retries=retries))
+    return email.casefold(), access, 1 + -(-len(rest) // READ_BATCH)
 
 
 def _emails(entries: object) -> dict[str, bool]:

@@ -54,6 +54,7 @@ WHOAMI_QUERY = "query WhoAmI { login { email } }"
 DEVICE_ACCESS_QUERY = """\
 query DeviceAccess($ids: [String!]!) {
   login {
+    email
     device(id: $ids) {
       id
       name
@@ -328,13 +329,25 @@ class ShareClient:
         and to their services. Unknown or foreign IDs are simply absent."""
         if not device_ids:
             return []
+        _, devices = await self.device_access_and_email(device_ids)
+        return devices
+
+    async def device_access_and_email(
+        self, device_ids: Sequence[str]
+    ) -> tuple[str, list[dict[str, object]]]:
+        """`device_access` plus whose key this is, in the same request: a sync's first read
+        then costs no request of its own to learn whose access never to remove."""
         response = await self.execute(DEVICE_ACCESS_QUERY, {"ids": list(device_ids)})
-        devices = _login(response, "device access").get("device")
+        login = _login(response, "device access")
+        email = login.get("email")
+        if not isinstance(email, str):
+            raise BadResponseError(f"POST {self._where}: the login has no email")
+        devices = login.get("device")
         if devices is None:
-            return []
+            return email, []
         if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
             raise BadResponseError(f"POST {self._where}: device list is not a list of objects")
-        return devices
+        return email, devices
 
     def _graphql(self, response: httpx.Response, body: bytes) -> GraphQLResponse:
         where = f"POST {self._where} -> HTTP {response.status_code}"
