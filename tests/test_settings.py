@@ -120,7 +120,7 @@ def test_user_config_defaults_to_dot_config_under_home(tmp_path: Path) -> None:
     [
         ("max-removal = 3\n", [":1", "max-removal", "unknown key"]),
         ("\n[run]\nrate = 'fast'\n", [":3", "rate must be a number", "'fast'"]),
-        ("[run]\nconcurrency = 0\n", [":2", "concurrency", "greater than or equal to 1"]),
+        ("[run]\nconcurrency = 0\n", [":2", "concurrency", "not in the range x>=1"]),
         ("[run]\nmax-removals = '20'\n", [":2", "max-removals must be a whole number"]),
         ("[run]\ndry-run = 'yes'\n", [":2", "dry-run must be true or false"]),
         ("[plan]\nverify = true\n", [":2", "verify", "not an option of `plan`"]),

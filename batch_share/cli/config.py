@@ -121,10 +121,12 @@ def _kind(param: Any) -> type:
         return list
     if getattr(param, "is_flag", False):
         return bool
-    descriptor = getattr(param, "type_descriptor", None)
-    annotation = getattr(descriptor, "annotation", None)
-    if annotation in (bool, int, float):
-        return annotation  # type: ignore[no-any-return]
+    # The option's click type says what it parses ("int range", "float", ...), which is
+    # the same however typer builds its options.
+    name = str(getattr(param.type, "name", ""))
+    for word, kind in (("int", int), ("float", float), ("bool", bool)):
+        if name.startswith(word):
+            return kind
     return str
 
 

@@ -6,7 +6,6 @@ is written atomically, so a nightly snapshot is either the new file or the previ
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -43,6 +42,8 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write who has access to the devices the key owns, one row per share (read-only)."""
+    import asyncio  # here, not at the top: --help and the other commands never pay for it
+
     from batch_share.cli.config import profile_choice
     from batch_share.report.roster import check_roster_path, roster_rows, write_roster
     from batch_share.send.auth import load_credentials

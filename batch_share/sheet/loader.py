@@ -21,26 +21,25 @@ import io
 import itertools
 import json
 import re
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.etree import ElementTree as ET
 
 import numpy as np
 
 from batch_share.errors import SheetError
 from batch_share.models import BoolArray, Column, IntArray, Sheet, distinct
-from batch_share.sheet import limits, workbook_zip
+from batch_share.sheet import limits
 from batch_share.sheet.arrowtext import to_ints
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from batch_share.sheet import workbook_zip
 
 # Extension -> the delimiter to prefer when sniffing cannot decide.
 _TEXT_FORMATS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
@@ -474,6 +473,8 @@ def _read_workbook(path: Path, wanted: str | None) -> _Grid:
         PasswordError,
     )
 
+    from batch_share.sheet import workbook_zip  # noqa: PLC0415
+
     raw = _read_bytes(path)
     extents = workbook_zip.inspect(raw, path.name)
     try:
@@ -512,6 +513,8 @@ def _sparse_part(
     raw: bytes, name: str, extents: dict[str, workbook_zip.Extent], *, source: str
 ) -> str | None:
     """The worksheet part to read cell by cell, or None to let calamine read it whole."""
+    from batch_share.sheet import workbook_zip  # noqa: PLC0415
+
     if not any(extent.is_mostly_air() for extent in extents.values()):
         return None
     part = workbook_zip.worksheet_part(raw, name)
@@ -527,6 +530,12 @@ def _sparse_part(
 def _read_sparse(raw: bytes, part: str, name: str, *, source: str) -> _Grid:
     """Only the rows and columns that hold cells, so a stray cell at XFD1048576 costs one
     cell, not the 17 billion of the range it stretches."""
+    import zipfile  # noqa: PLC0415 - workbooks only, like the rest of this path
+    import zlib  # noqa: PLC0415
+    from xml.etree import ElementTree as ET  # noqa: PLC0415
+
+    from batch_share.sheet import workbook_zip  # noqa: PLC0415
+
     by_column: dict[int, dict[int, object]] = {}
     rows: set[int] = set()
     count = 0
