@@ -15,7 +15,6 @@ The stages are importable on their own too (`plan_sheet`, `run_plan`, `report_ro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -289,6 +288,8 @@ def consult_account(
         # An empty or broken roster is refused before the account is read: it must never
         # read as "nobody should have access".
         check_rows(planned, options.guard)
+    import asyncio  # noqa: PLC0415 - only jobs that ask the account pay for the event loop
+
     found = asyncio.run(_read_account(planned, options, credentials))
     facts: dict[str, Any] = {"read_requests": found.requests}
     planned = found.planned
