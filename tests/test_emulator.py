@@ -9,12 +9,15 @@ import subprocess
 import sys
 import time
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from graphql import parse
+from typer.testing import CliRunner
 
+from batch_share.cli import app
 from batch_share.emulator import (
     ACCOUNT_EMAIL,
     PARTNER_EMAIL,
@@ -853,3 +856,18 @@ def test_serve_prints_url_and_a_working_key_pair() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def test_the_emulator_command_refuses_a_seed_file_it_cannot_use(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.csv"
+    seed.write_text("device_id,email\n,ann@example.com\n", encoding="utf-8")
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("device_id,email\n80:00:00:00:09:00:00:01,ann@example.com\n", "utf-8")
+
+    blank = CliRunner().invoke(app, ["emulator", "--port", "0", "--seed-access", str(seed)])
+    foreign = CliRunner().invoke(app, ["emulator", "--port", "0", "--seed-access", str(unknown)])
+
+    assert blank.exit_code == 2
+    assert "seed.csv, row 2: device_id and email are required" in blank.output
+    assert foreign.exit_code == 2
+    assert "unknown device 80:00:00:00:09:00:00:01" in foreign.output
