@@ -228,8 +228,11 @@ def _identity(
     verdicts, table = check_ids(ids, label, required=required)
     by_name = named_cells(ids, verdicts)
     if named is None and not by_name.any():
-        # The everyday sheet: IDs only. Nothing to merge, nothing to look up.
-        filled = np.fromiter((bool(v.strip()) for v in ids.values), dtype=np.bool_)
+        # The everyday sheet: IDs only. Nothing to merge, nothing to look up. A cell is
+        # filled when it holds an ID or a problem other than a blank one.
+        filled = verdicts.value >= 0
+        for index in np.flatnonzero(~filled).tolist():
+            filled[index] = bool(ids.values[index].strip())
         return _Identity(
             _RowCheck(label, verdicts, ids.codes),
             table,
