@@ -10,53 +10,21 @@ import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from batch_share.emulator.server import GRAPHQL_PATH, Emulator
 from batch_share.emulator.state import SeedGrant
+from batch_share.loopback import bind, uvicorn_server
 
 _STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind and listen before the server starts: port 0 then yields a free port with no race
-    between choosing it and using it, and connections queue up even before uvicorn runs."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # Name the protocol: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
-    # IPPROTO_TCP, and without it every response stalls ~40 ms on delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}{GRAPHQL_PATH}"
-
-
-def _config(emulator: Emulator, *, log_config: dict[str, Any] | None) -> uvicorn.Config:
-    return uvicorn.Config(
-        emulator.app,
-        http="h11",  # dropped connections reach into the protocol's transport; pin which one
-        ws="none",
-        lifespan="off",
-        loop="asyncio",
-        log_config=log_config,
-        log_level="warning",
-        access_log=False,
-        # A stop must not hang on requests sleeping in injected latency.
-        timeout_graceful_shutdown=1,
-    )
 
 
 class ServerHandle:
@@ -114,10 +82,10 @@ class ServerHandle:
 def serve_in_thread(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
     """Start serving `emulator` on a background thread with its own event loop; return once
     it accepts requests. Port 0 picks a free port (see `.port` / `.url`)."""
-    sock = _bind(host, port)
+    sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     # log_config=None: leave the host process's logging configuration alone.
-    server = uvicorn.Server(_config(emulator, log_config=None))
+    server = uvicorn_server(emulator.app, log_config=None)
     thread = threading.Thread(
         target=_run, args=(server, sock), name=f"batch-share-emulator-{bound_port}", daemon=True
     )
@@ -192,7 +160,7 @@ def serve(
     faults.huge_body_bytes, faults.trickle_seconds = huge_body_bytes, trickle_seconds
     faults.validate()
     host = "127.0.0.1"
-    sock = _bind(host, port)
+    sock = bind(host, port)
     lines = (
         f"batch-share emulator listening on {_url(host, sock.getsockname()[1])}",
         f"R3_ACCESS_KEY_ID={emulator.key_id}",
@@ -203,4 +171,4 @@ def serve(
     # Ctrl-C is how this server is meant to end: uvicorn shuts down gracefully, then
     # re-raises the interrupt, which is no error here.
     with contextlib.suppress(KeyboardInterrupt):
-        _run(uvicorn.Server(_config(emulator, log_config=LOGGING_CONFIG)), sock)
+        _run(uvicorn_server(emulator.app, log_config=LOGGING_CONFIG), sock)

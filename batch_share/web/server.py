@@ -9,11 +9,9 @@ import threading
 import time
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-
+from batch_share import loopback
+from batch_share.loopback import uvicorn_server
 from batch_share.web.app import ServeConfig, State, create_app
 
 HOST = "127.0.0.1"  # never configurable: the page can spend the user's credentials
@@ -22,36 +20,11 @@ _STARTUP_TIMEOUT = 10.0
 
 def bind(port: int) -> socket.socket:
     """Bind before starting, so port 0 yields the real port the Host check must expect."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return loopback.bind(HOST, port)
 
 
 def page_url(config: ServeConfig) -> str:
     return f"http://{HOST}:{config.port}/?token={config.token}"
-
-
-def _server(app: Starlette, *, log_config: dict[str, Any] | None) -> uvicorn.Server:
-    return uvicorn.Server(
-        uvicorn.Config(
-            app,
-            http="h11",
-            ws="none",
-            lifespan="off",
-            loop="asyncio",
-            log_config=log_config,
-            log_level="warning",
-            # The access log would print the token of every first visit.
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-    )
 
 
 class WebServer:
@@ -61,7 +34,7 @@ class WebServer:
         self.sock = bind(config.port)
         self.config = replace(config, port=self.sock.getsockname()[1])
         self.app = create_app(self.config)
-        self._server = _server(self.app, log_config=None)
+        self._server = uvicorn_server(self.app, log_config=None)
         self._thread = threading.Thread(target=self._run, name="batch-share-serve", daemon=True)
 
     @property
@@ -107,4 +80,4 @@ def serve_forever(config: ServeConfig, sock: socket.socket) -> None:
     from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
 
     with contextlib.suppress(KeyboardInterrupt), sock:
-        _server(create_app(config), log_config=LOGGING_CONFIG).run(sockets=[sock])
+        uvicorn_server(create_app(config), log_config=LOGGING_CONFIG).run(sockets=[sock])
