@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batch_share.errors import ReportError, UsageError
+from batch_share.errors import ApiError, AuthRefusedError, ReportError, UsageError
 from batch_share.models import (
     DEFAULT_API_URL,
     PER_REQUEST_DEFAULT,
@@ -49,7 +49,6 @@ from batch_share.plan.planned import (
     nothing_to_send,
     pending_outcomes,
     plan_loaded,
-    plan_sheet,
     plan_summary,
     removal_preview,
     status_counts,
@@ -190,6 +189,27 @@ class JobResult:
         return report_rows(self.planned, self.outcomes or {})
 
 
+def plan_sheet(
+    path: Path,
+    *,
+    sheet_name: str | None = None,
+    only: frozenset[str] | None = None,
+    cross_device: bool = False,
+) -> PlannedSheet:
+    """Load, validate and group a sheet. Raises SheetError when nothing can be planned.
+
+    An earlier report is accepted as input: its lines keep their original row numbers and
+    extra columns, and `only` picks the statuses to replay (all lines when None).
+    """
+    from batch_share.sheet.loader import load_sheet  # noqa: PLC0415 - the file, at the edge
+    from batch_share.sheet.rerun import is_report, select_report_lines  # noqa: PLC0415
+
+    sheet = load_sheet(path, sheet=sheet_name)
+    if only is not None or is_report(sheet):
+        sheet = select_report_lines(sheet, only or frozenset(s.value for s in Status))
+    return plan_loaded(sheet, cross_device=cross_device, path=path)
+
+
 def needs_lookup(planned: PlannedSheet) -> bool:
     """Whether some line names its device or service and waits for the account."""
     return bool(waiting_for_names(planned.lines).any())
@@ -226,8 +246,12 @@ def run_job(
         sheet, sheet_name=options.sheet_name, only=options.only, cross_device=options.cross_device
     )
     facts: dict[str, Any] = {}
+    unread: ApiError | None = None
     if credentials is not None and (options.command == "sync" or needs_lookup(planned)):
-        planned, facts = consult_account(planned, options, credentials)
+        try:
+            planned, facts = consult_account(planned, options, credentials)
+        except ApiError as error:
+            unread = error  # nothing was sent: report every line as not run, below
     summary: dict[str, Any] = {
         "run_id": run_id,
         **plan_summary(planned, options.per_request),
@@ -248,6 +272,12 @@ def run_job(
             command, run_id, code, report, planned, summary, outcomes, errors, time.time() - started
         )
 
+    if unread is not None:
+        why = "auth-refused" if isinstance(unread, AuthRefusedError) else "not-sent"
+        outcome = Outcome(Status.NOT_RUN, why, "nothing sent: the account could not be read")
+        stopped = pending_outcomes(planned, outcome)
+        errors = _write_or_say(report, planned, stopped, summary, started, api_url=None)
+        return finish(unread.exit_code, stopped, [str(unread), *errors])
     verdict = guard_verdict(planned, options.guard)
     only_a_warning = options.dry_run and not nothing_to_send(planned)
     if verdict is not None:
@@ -265,13 +295,14 @@ def run_job(
         code = ExitCode.SOME_ROWS_NOT_DONE if bad or errors else ExitCode.OK
         return finish(code, None, errors)
     result, errors = _send(planned, options, credentials, run_id, summary, report, started, emit)
-    if errors:
-        return finish(ExitCode.SOME_ROWS_NOT_DONE, result.outcomes, errors)
     if result.aborted == "auth-refused":
         errors.append("the API refused the credentials; stopped sending (see the report)")
     if result.aborted == "interrupted":
         errors.append("interrupted; in-flight requests finished, the rest were not sent")
-    return finish(_run_exit(planned, result), result.outcomes, errors)
+    code = _run_exit(planned, result)
+    if errors and code is ExitCode.OK:
+        code = ExitCode.SOME_ROWS_NOT_DONE  # the report could not be written
+    return finish(code, result.outcomes, errors)
 
 
 def consult_account(
@@ -345,11 +376,12 @@ async def _read_account(
         account: str | None = None
         requests = 0
         devices = []
-        if needs_lookup(planned) or sync_account:
+        names = needs_lookup(planned)
+        if names or sync_account:
             account = (await client.whoami()).casefold()
             devices = await list_devices(client)
             requests += 1 + max(1, -(-len(devices) // PAGE_SIZE))
-        if needs_lookup(planned):
+        if names:
             directory = Directory.of(devices, account or "")
             planned = resolve_names(planned, directory, cross_device=options.cross_device)
         if options.command != "sync":

@@ -598,3 +598,19 @@ def test_stop_lets_in_flight_finish_and_marks_the_rest_interrupted(
     rest = [o for k, o in result.outcomes.items() if k[0] not in done]
     assert {(o.status, o.code) for o in rest} == {(Status.NOT_RUN, "interrupted")}
     assert_applied(emulator, onboarding(2))
+
+
+def test_lines_of_a_phase_never_sent_carry_why_the_run_stopped() -> None:
+    from batch_share.models import Sheet
+    from batch_share.plan.planned import plan_loaded
+    from batch_share.send.run import line_outcomes
+
+    planned = plan_loaded(
+        Sheet.from_rows(["device_id", "email"], [[device_id(1), "ann@example.com"]])
+    )
+
+    stopped = line_outcomes(planned, ExecResult({}, aborted="auth-refused"))
+    finished = line_outcomes(planned, ExecResult({}))
+
+    assert (stopped[0].status, stopped[0].code) == (Status.NOT_RUN, "auth-refused")
+    assert finished[0].code == "not-sent"

@@ -379,3 +379,91 @@ def test_replaying_a_sync_report_never_removes_what_the_sync_held_back(
 
     assert "removals a sync held back (unclear-device) are not replayed" in retry.output
     assert "old@example.com" in emulator.state.access(device_id(1))
+
+
+def test_a_row_whose_device_cannot_be_read_holds_back_that_emails_removals(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    emulator.state.grant(device_id(1), "carl@example.com")
+    emulator.state.grant(device_id(1), "old@example.com")
+    emulator.state.grant(device_id(2), "carl@example.com")
+    sheet = roster(
+        tmp_path,
+        [
+            [device_id(1), "", "bob@example.com", "", ""],
+            [device_id(2), "", "bob@example.com", "", ""],
+            ["Lobby CameraX", "", "carl@example.com", "", ""],  # a misspelt name
+            ["80:00:00:00:01:00:00:0G", "", "carl@example.com", "", ""],  # a typo'd ID
+        ],
+    )
+
+    result = invoke(
+        "sync", sheet, "--scope", "account", "--allow-mass-removal", "--report", tmp_path / "r.csv"
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "carl@example.com" in emulator.state.access(device_id(1))
+    assert "carl@example.com" in emulator.state.access(device_id(2))
+    assert "old@example.com" not in emulator.state.access(device_id(1))
+    held = [r for r in read_report(tmp_path / "r.csv") if r["code"] == "unclear-device"]
+    assert {(r["device_id"], r["email"]) for r in held} == {
+        (device_id(1), "carl@example.com"),
+        (device_id(2), "carl@example.com"),
+    }
+    assert all("names no device" in r["message"] for r in held)
+
+
+def test_an_unreadable_row_holds_back_every_removal(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    emulator.state.grant(device_id(1), "old@example.com")
+    sheet = roster(
+        tmp_path,
+        [[device_id(1), "", "ann@example.com", "", ""], ["8.0E+15", "", "nobody", "", ""]],
+    )
+
+    result = invoke("sync", sheet, "--allow-mass-removal", "--report", tmp_path / "r.csv")
+
+    assert result.exit_code == 1
+    assert emulator.state.access(device_id(1)) == {
+        "old@example.com": False,
+        "ann@example.com": False,
+    }
+
+
+def test_a_refused_key_while_reading_still_writes_the_report(
+    emulator: ServerHandle, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from batch_share.cli import app
+
+    sheet = roster(tmp_path, [[device_id(1), "", "ann@example.com", "", ""]])
+    env = {
+        "R3_ACCESS_KEY_ID": emulator.key_id,
+        "R3_SECRET_ACCESS_KEY": "d3Jvbmcgc2VjcmV0",  # base64, but not the emulator's
+        "REMOTEIT_API_URL": emulator.url,
+        "BATCH_SHARE_STATE_DIR": str(tmp_path / "state"),
+    }
+
+    result = CliRunner().invoke(
+        app, ["sync", str(sheet), "--report", str(tmp_path / "r.csv")], env=env
+    )
+
+    assert result.exit_code == 3, result.output
+    rows = read_report(tmp_path / "r.csv")
+    assert [(r["status"], r["code"]) for r in rows] == [("not-run", "auth-refused")]
+    assert emulator.state.counters.share_fields == 0
+
+
+def test_a_roster_whose_names_all_fail_is_refused_with_a_report(
+    invoke: Invoke, emulator: ServerHandle, tmp_path: Path
+) -> None:
+    emulator.state.grant(device_id(1), "old@example.com")
+    sheet = roster(tmp_path, [["No Such Device", "", "ann@example.com", "", ""]])
+
+    result = invoke("sync", sheet, "--report", tmp_path / "r.csv")
+
+    assert result.exit_code == 4, result.output
+    assert [r["code"] for r in read_report(tmp_path / "r.csv")] == ["unknown-device-name"]
+    assert emulator.state.access(device_id(1)) == {"old@example.com": False}

@@ -689,7 +689,18 @@ def test_problem_is_the_shared_model_type() -> None:
 # --- names --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["Lobby Camera", "ssh", "not-an-id", "zz", "Gateway 7"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Lobby Camera",
+        "ssh",
+        "not-an-id",
+        "zz",
+        "Gateway 7",
+        "Cabinet B2 Feed 01",
+        "Backfeed cam 2A",
+    ],
+)
 def test_a_cell_that_is_no_id_attempt_is_a_name_waiting_for_the_account(text: str) -> None:
     result = check([row(device=text)])
     assert codes(result) == []

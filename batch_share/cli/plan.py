@@ -106,7 +106,7 @@ def plan(
             check_api_url(api_url)
             explicit, configured = profile_choice(context, profile)
             credentials = load_credentials(explicit, configured_profile=configured)
-            options = JobOptions(api_url=api_url, timeout=timeout)
+            options = JobOptions(api_url=api_url, timeout=timeout, cross_device=cross_device)
             planned, _ = consult_account(planned, options, credentials)
     except BatchShareError as error:
         raise fail(console, error) from None

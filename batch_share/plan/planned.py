@@ -26,8 +26,6 @@ from batch_share.models import (
     distinct,
 )
 from batch_share.plan.grouping import combine_devices, plan_lines, removal_count
-from batch_share.sheet.loader import load_sheet
-from batch_share.sheet.rerun import is_report, select_report_lines
 from batch_share.sheet.validate import NAME_NOT_RESOLVED, Validated, validate
 
 if TYPE_CHECKING:
@@ -113,24 +111,6 @@ class PlannedSheet:
         return len({d for m in self.plan.mutations for d in m.device_ids})
 
 
-def plan_sheet(
-    path: Path,
-    *,
-    sheet_name: str | None = None,
-    only: frozenset[str] | None = None,
-    cross_device: bool = False,
-) -> PlannedSheet:
-    """Load, validate and group a sheet. Raises SheetError when nothing can be planned.
-
-    An earlier report is accepted as input: its lines keep their original row numbers and
-    extra columns, and `only` picks the statuses to replay (all lines when None).
-    """
-    sheet = load_sheet(path, sheet=sheet_name)
-    if only is not None or is_report(sheet):
-        sheet = select_report_lines(sheet, only or frozenset(s.value for s in Status))
-    return plan_loaded(sheet, cross_device=cross_device, path=path)
-
-
 def plan_loaded(
     sheet: Sheet, *, cross_device: bool = False, path: Path | None = None
 ) -> PlannedSheet:
@@ -157,8 +137,7 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
     A truncated or empty export and a mass removal are the two ways a nightly job can do
     real damage, so both are stopped before anything is sent.
     """
-    if planned.sync is None:
-        check_rows(planned, guard)
+    check_rows(planned, guard)
     removals = planned.removals
     if guard.allow_mass_removal or removals == 0:
         return
@@ -182,11 +161,15 @@ def check_guard(planned: PlannedSheet, guard: Guard) -> None:
 
 def check_rows(planned: PlannedSheet, guard: Guard) -> None:
     """Refuse an empty sheet, one with no valid row, or fewer valid rows than --min-rows.
-    A row that names its device and waits for the account counts as valid."""
+    A row that names its device and waits for the account counts as valid, and so does a
+    sync's row whose access is already in place; a sync's removal lines are no rows."""
     lines = planned.lines
-    usable = lines.valid | waiting_for_names(lines)
+    in_place = np.zeros(len(lines), dtype=np.bool_)
+    in_place[[i for i, p in lines.problems.items() if p[0] is Status.SUCCEEDED]] = True
+    from_rows = planned.sheet.row_numbers[lines.row] > 0
+    usable = (lines.valid | waiting_for_names(lines) | in_place) & from_rows
     valid_rows = int(distinct(lines.row[usable]).size)
-    if planned.sheet.row_count == 0:
+    if not np.count_nonzero(planned.sheet.row_numbers):
         raise SafetyGuardError(f"{planned.sheet.source}: the sheet has no data rows; nothing to do")
     if valid_rows == 0:
         raise SafetyGuardError(f"{planned.sheet.source}: no row is valid; refusing to run")

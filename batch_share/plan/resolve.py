@@ -57,18 +57,6 @@ def _key(name: str) -> str:
     return name.strip().casefold()
 
 
-def needs_lookup(planned: PlannedSheet) -> bool:
-    """Whether some line names its device or service and waits for the account."""
-    return any(code == NAME_NOT_RESOLVED for _, code, _ in planned.lines.problems.values())
-
-
-def named_rows(planned: PlannedSheet) -> int:
-    """Rows that wait for a lookup, for `plan`'s summary."""
-    lines = planned.lines
-    waiting = [line for line, p in lines.problems.items() if p[1] == NAME_NOT_RESOLVED]
-    return len({int(lines.row[line]) for line in waiting})
-
-
 def resolve_names(
     planned: PlannedSheet, directory: Directory, *, cross_device: bool = False
 ) -> PlannedSheet:

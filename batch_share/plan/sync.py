@@ -107,6 +107,7 @@ def roster_lines(planned: PlannedSheet) -> PlannedSheet:
     wrong = (lines.valid | waiting_for_names(lines)) & (lines.action != _ADD)
     problems = dict(lines.problems)
     found = list(planned.validated.problems)
+    rows_told: set[int] = set()
     for line in map(int, np.flatnonzero(wrong)):
         action = ACTIONS[int(lines.action[line])].value
         problems[line] = (
@@ -118,7 +119,9 @@ def roster_lines(planned: PlannedSheet) -> PlannedSheet:
             ),
         )
         row = int(sheet.row_numbers[int(lines.row[line])])
-        found.append(Problem(row, "action", "action-in-sync", problems[line][2]))
+        if row not in rows_told:  # one problem per row, however many addresses it holds
+            rows_told.add(row)
+            found.append(Problem(row, "action", "action-in-sync", problems[line][2]))
     roster = replace(lines, valid=lines.valid & ~wrong, problems=problems)
     validated = replace(planned.validated, lines=roster, problems=tuple(sorted(found, key=_row)))
     plan = plan_lines(roster, row_numbers=sheet.row_numbers)
@@ -143,6 +146,7 @@ def plan_sync(
     owner = account.casefold()
     scope = tuple(sorted(set(scope)))
     unclear = _unclear_devices(lines, plan)
+    who = _Unreadable.of(lines)
     wanted = _Wanted.of(lines, plan)
     unchanged = _unchanged_lines(lines, plan, access, wanted)
 
@@ -167,7 +171,8 @@ def plan_sync(
                     removals.append((device, service, key))
 
     sheet, blank_row = _with_blank_row(roster.sheet)
-    combined = _append_removals(lines, removals, blank_row, unclear, unchanged)
+    holds = [_hold(device, key, unclear, who) for device, _, key in removals]
+    combined = _append_removals(lines, removals, blank_row, holds, unchanged)
     decided = np.zeros(len(combined), dtype=np.bool_)
     decided[list(combined.problems)] = True
     decided[list(plan.problems)] = True  # conflicts: never sent
@@ -182,7 +187,8 @@ def plan_sync(
     narrowed = {(d, k) for d, service, k in removals if service is None and d not in unclear}
     merged = _merge(first, then, plan.problems, ordered=_narrows(combined, sendable, narrowed))
     merged.duplicate_of[rides_on_unchanged] = repeat[rides_on_unchanged]
-    facts = SyncFacts(scope, current, len(lines), frozenset(unclear & set(scope)))
+    held_devices = {device for (device, _, _), hold in zip(removals, holds, strict=True) if hold}
+    facts = SyncFacts(scope, current, len(lines), frozenset(held_devices))
     validated = replace(roster.validated, lines=combined)
     return replace(roster, sheet=sheet, validated=validated, plan=merged, sync=facts)
 
@@ -210,6 +216,34 @@ class _Wanted:
             else:
                 services[device].add((lines.service_ids[service], key))
         return cls(dict(whole), dict(services))
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """Invalid lines whose device could not be read: their removals cannot be pinned to a
+    device, so they are held wherever that email would lose access, and everywhere when not
+    even the email could be read."""
+
+    emails: frozenset[str]
+    everything: bool
+
+    @classmethod
+    def of(cls, lines: Lines) -> _Unreadable:
+        lost = np.flatnonzero(~lines.valid & (lines.device < 0))
+        emails = {lines.email_keys[int(lines.email[line])] for line in lost.tolist()}
+        readable = {email for email in emails if "@" in email}
+        return cls(frozenset(readable), len(readable) < len(emails))
+
+
+def _hold(device: str, key: str, unclear: set[str], who: _Unreadable) -> tuple[str, str] | None:
+    """Why a removal is held back (code, message), or None to send it."""
+    if device in unclear:
+        return _UNCLEAR[1], _UNCLEAR[2]
+    if who.everything:
+        return HELD_BACK, f"{NOT_IN_SHEET}; kept, because a row of the sheet could not be read"
+    if key in who.emails:
+        return HELD_BACK, f"{NOT_IN_SHEET}; kept, because a row for this email names no device"
+    return None
 
 
 def _unclear_devices(lines: Lines, plan: Plan) -> set[str]:
@@ -264,7 +298,7 @@ def _append_removals(
     lines: Lines,
     removals: list[tuple[str, str | None, str]],
     blank_row: int,
-    unclear: set[str],
+    holds: list[tuple[str, str] | None],
     unchanged: BoolArray,
 ) -> Lines:
     emails = list(lines.emails)
@@ -292,11 +326,11 @@ def _append_removals(
         new_email.append(email_index[key])
         new_device.append(index_of(device_ids, device_index, device))
         new_service.append(-1 if service is None else index_of(service_ids, service_index, service))
-        if device in unclear:
-            problems[len(lines) + offset] = _UNCLEAR
+        if (hold := holds[offset]) is not None:
+            problems[len(lines) + offset] = (Status.NOT_RUN, *hold)
     count = len(removals)
     no_name = np.full(count, -1)
-    held = np.asarray([device in unclear for device, _, _ in removals], dtype=np.bool_)
+    held = np.asarray([hold is not None for hold in holds], dtype=np.bool_)
 
     def grow(array: IntArray, tail: object) -> IntArray:
         return np.append(array, np.asarray(tail, dtype=np.int64)).astype(np.int64)
@@ -396,7 +430,7 @@ def device_diffs(planned: PlannedSheet) -> list[DeviceDiff]:
         email = lines.emails[int(lines.email[line])]
         if decided == _UNCHANGED:
             unchanged[device] += 1
-        elif decided == _UNCLEAR:
+        elif decided is not None and decided[1] == HELD_BACK:
             held[device] += 1
         elif plan.sent_mask[line] and line >= facts.first_removal_line:
             removed[device].append(f"{email}{where}")

@@ -91,7 +91,9 @@ def run_plan(
         async with ShareClient(api_url, credentials, timeout=options.timeout) as client:
             result = ExecResult({})
             for phase in _phases(planned, mutations):
-                if result.aborted is not None or stop.is_set():
+                if result.aborted is None and stop.is_set():
+                    result.aborted = "interrupted"  # stopped between two phases
+                if result.aborted is not None:
                     break
                 done = result
                 result = _joined(
@@ -242,7 +244,13 @@ def line_outcomes(planned: PlannedSheet, exec_result: ExecResult) -> dict[int, O
             lines.service_ids[service] if service >= 0 else None,
             lines.email_keys[int(lines.email[line])],
         )
-        outcomes[line] = exec_result.outcomes.get(
-            key, Outcome(Status.NOT_RUN, "not-sent", "no result from the executor")
-        )
+        outcomes[line] = exec_result.outcomes.get(key) or _unsent(exec_result)
     return outcomes
+
+
+def _unsent(exec_result: ExecResult) -> Outcome:
+    """A line the executor never took up: a later phase of a run that stopped first."""
+    if exec_result.aborted is not None:
+        reason = f"not sent: the run stopped ({exec_result.aborted}) before this phase"
+        return Outcome(Status.NOT_RUN, exec_result.aborted, reason)
+    return Outcome(Status.NOT_RUN, "not-sent", "no result from the executor")

@@ -144,13 +144,16 @@ def looks_like_an_id(value: str) -> bool:
     rather than looked up as a name.
 
     SPEC: a value made only of hex digits and ID separators stays an ID attempt. So does a
-    near-miss with a typo (`80:00:00:00:12:34:56:7G`): at least 12 characters, three in four
-    of them hex digits. Names people give devices ("Lobby Camera") are nowhere near that; a
-    name made only of hex letters ("cafe") has to go in the `device_name` column.
+    typo in an otherwise whole ID (`80:00:00:00:12:34:56:7G`): 15 to 17 characters besides
+    separators, all but two of them hex digits. Names people give devices ("Lobby Camera",
+    "Cabinet B2 Feed 01") are not that; a name made only of hex letters ("cafe") has to go
+    in the `device_name` column.
     """
     compact = _ID_SEPARATORS.sub("", value)
     hex_digits = sum(ch in _HEX_DIGITS for ch in compact)
-    return hex_digits == len(compact) or (len(compact) >= 12 and hex_digits * 4 >= len(compact) * 3)
+    if hex_digits == len(compact):
+        return True
+    return 15 <= len(compact) <= 17 and hex_digits >= len(compact) - 2
 
 
 def named_cells(column: Column, verdicts: Verdicts) -> BoolArray:
