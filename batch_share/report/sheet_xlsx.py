@@ -100,10 +100,10 @@ def _fill_data_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[
         # A blank is left out rather than written: a cell that does not exist takes the
         # column's Text format when someone types into it, and most rows have blanks
         # (whole-device rows have no service), so the sheet is a third cheaper to write.
-        values = [str(value) for value in row]
-        for cell, value in zip(cells, values, strict=True):
-            cell.value = xlsx_text(value)
-        sheet.append([cell if value else None for cell, value in zip(cells, values, strict=True)])
+        texts = [str(value) for value in row]
+        for cell, text in zip(cells, texts, strict=True):
+            cell.value = xlsx_text(text)
+        sheet.append([cell if text else None for cell, text in zip(cells, texts, strict=True)])
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{count + 1}"
 
 

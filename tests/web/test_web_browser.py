@@ -14,6 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from typer.testing import CliRunner
 
@@ -82,6 +83,16 @@ def upload(driver: WebDriver, web: WebServer, sheet: Path) -> None:
 
 def wait_for_result(driver: WebDriver) -> None:
     wait(driver, present("#exit-code"))
+
+
+def confirm(driver: WebDriver) -> None:
+    """Click the confirmation and wait for the result. The confirmation page is itself a
+    dry run's result, with an exit code of its own: wait for it to be replaced first, or a
+    slow machine reads the old page."""
+    page = find(driver, "html")
+    find(driver, "#confirm-button").click()
+    wait(driver, staleness_of(page))
+    wait_for_result(driver)
 
 
 def result_rows(driver: WebDriver) -> list[dict[str, str]]:
@@ -161,8 +172,7 @@ def test_apply_matches_the_emulator_and_the_cli_report(
     assert find(browser, "#confirm-adds").text == "6"
     assert find(browser, "#confirm-removals").text == "0"
     shot(browser, "4-confirm")
-    find(browser, "#confirm-button").click()
-    wait_for_result(browser)
+    confirm(browser)
     shot(browser, "5-result")
     rows = result_rows(browser)
     for row in rows:
@@ -353,8 +363,7 @@ def test_sync_shows_the_difference_then_applying_it_leaves_the_roster(
         "2",
         "2",
     )
-    find(browser, "#confirm-button").click()
-    wait_for_result(browser)
+    confirm(browser)
     assert find(browser, "#exit-code").text == "0"
     assert state.access(d1) == {"keep@example.com": True, "new@example.com": True}
     assert state.access(d2) == {"stay1@example.com": False, "stay2@example.com": False}
@@ -391,8 +400,7 @@ def test_a_sync_report_is_retried_with_run(
         "= 1 unchanged",
         "! 1 removals held back: the device has unclear rows",
     ]
-    find(browser, "#confirm-button").click()
-    wait_for_result(browser)
+    confirm(browser)
     rows = [(r["row"], r["email"], r["status"], r["code"]) for r in result_rows(browser)]
     assert rows == [
         ("2", "ok@example.com", "succeeded", ""),
@@ -466,8 +474,7 @@ def test_names_resolve_when_applied_and_the_result_shows_them(
     find(browser, "#apply-button").click()
     wait(browser, present("#confirm-button"))
     assert find(browser, "#confirm-named").text == "3"
-    find(browser, "#confirm-button").click()
-    wait_for_result(browser)
+    confirm(browser)
     shot(browser, "13-names")
     rows = {r["email"]: r for r in result_rows(browser)}
     ann, bob, cat = rows["ann@example.com"], rows["bob@example.com"], rows["cat@example.com"]
