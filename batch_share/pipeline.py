@@ -78,6 +78,7 @@ __all__ = [
     "PlannedSheet",
     "check_guard",
     "consult_account",
+    "credentials_for",
     "final_outcome",
     "guard_verdict",
     "mutation_preview",
@@ -429,6 +430,12 @@ def _credentials(options: JobOptions) -> Credentials | None:
     """The key to sign with, or None for a dry `run`, which never touches the network."""
     if options.dry_run and options.command == "run":
         return None
+    return credentials_for(options)
+
+
+def credentials_for(options: JobOptions) -> Credentials:
+    """The key for `options.api_url`, refusing a URL it must not go to before anything is
+    read: the one way every command that talks to the API finds its key."""
     from batch_share.send.auth import load_credentials  # noqa: PLC0415 - httpx only to send
     from batch_share.send.client import check_api_url  # noqa: PLC0415
 

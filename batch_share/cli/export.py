@@ -45,17 +45,17 @@ def export(
     import asyncio  # here, not at the top: --help and the other commands never pay for it
 
     from batch_share.cli.config import profile_choice
+    from batch_share.pipeline import JobOptions, credentials_for
     from batch_share.report.roster import check_roster_path, roster_rows, write_roster
-    from batch_share.send.auth import load_credentials
-    from batch_share.send.client import check_api_url
 
     console = Console(as_json=as_json, quiet=quiet, verbose=False)
     started = time.monotonic()
     try:
         check_roster_path(out)
-        check_api_url(api_url)
         explicit, configured = profile_choice(context, profile)
-        credentials = load_credentials(explicit, configured_profile=configured)
+        credentials = credentials_for(
+            JobOptions(api_url=api_url, profile=explicit, configured_profile=configured)
+        )
         wanted = None if devices is None else _sheet_devices(devices, sheet_name)
         progress, close = _progress(quiet=quiet or as_json)
         try:

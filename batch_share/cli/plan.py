@@ -78,6 +78,7 @@ def plan(
         Guard,
         JobOptions,
         consult_account,
+        credentials_for,
         guard_verdict,
         needs_lookup,
         nothing_to_send,
@@ -100,14 +101,16 @@ def plan(
         planned = plan_sheet(sheet, sheet_name=sheet_name, only=statuses, cross_device=cross_device)
         if resolve and needs_lookup(planned):
             from batch_share.cli.config import profile_choice
-            from batch_share.send.auth import load_credentials
-            from batch_share.send.client import check_api_url
 
-            check_api_url(api_url)
             explicit, configured = profile_choice(context, profile)
-            credentials = load_credentials(explicit, configured_profile=configured)
-            options = JobOptions(api_url=api_url, timeout=timeout, cross_device=cross_device)
-            planned, _ = consult_account(planned, options, credentials)
+            options = JobOptions(
+                api_url=api_url,
+                profile=explicit,
+                configured_profile=configured,
+                timeout=timeout,
+                cross_device=cross_device,
+            )
+            planned, _ = consult_account(planned, options, credentials_for(options))
     except BatchShareError as error:
         raise fail(console, error) from None
     except KeyboardInterrupt:
