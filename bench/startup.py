@@ -57,6 +57,10 @@ def main() -> None:
         sheet = write_sheet(where / "twenty.csv", 20)
         # No settings file from the developer's directories may change what is measured.
         env = {**os.environ, "XDG_CONFIG_HOME": str(where)}
+        # An installed wheel has its bytecode compiled by pip; a checkout run with
+        # PYTHONDONTWRITEBYTECODE would compile sixty modules on every start instead, which
+        # no installed command does. The warm-up round below writes the bytecode.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         cli = [sys.executable, "-m", "batch_share"]
         cases = [
             ('python -c "import pandas"', [sys.executable, "-c", "import pandas"]),

@@ -79,7 +79,9 @@ def apply_settings(context: typer.Context, explicit: Path | None) -> Settings:
     try:
         path = find_settings_file(explicit)
         settings = read_settings(path) if path is not None else Settings(None)
-        default_map = resolve(settings, command_options(context))
+        # Checking keys builds every command's options; with nothing to check, `plan`
+        # builds only its own.
+        default_map = resolve(settings, command_options(context)) if settings.entries else {}
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(int(ExitCode.USAGE)) from None

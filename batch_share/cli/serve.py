@@ -3,12 +3,9 @@ server; everything else lives in `batch_share.web`."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib.util
 import shutil
-import tempfile
-import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +67,10 @@ def serve(
         raise typer.Exit(int(ExitCode.USAGE))
     if scope not in {"sheet", "account"}:
         raise typer.BadParameter("use sheet or account", param_hint="--scope")
+    import base64
+    import tempfile
+    import webbrowser
+
     from batch_share.pipeline import Guard
     from batch_share.web.app import EmulatorInfo, ServeConfig
     from batch_share.web.server import bind, page_url, serve_forever
