@@ -321,9 +321,9 @@ def consult_account(
         # An empty or broken roster is refused before the account is read: it must never
         # read as "nobody should have access".
         check_rows(planned, options.guard)
-    import asyncio  # noqa: PLC0415 - only jobs that ask the account pay for the event loop
+    from batch_share.send.signals import run_async  # noqa: PLC0415 - only jobs that ask the account
 
-    found = asyncio.run(_read_account(planned, options, credentials))
+    found = run_async(_read_account(planned, options, credentials))
     facts: dict[str, Any] = {"read_requests": found.requests}
     planned = found.planned
     if not sync:

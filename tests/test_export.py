@@ -28,6 +28,7 @@ from batch_share.emulator import (
     shared_device_id,
 )
 from batch_share.emulator.fleet import device_name
+from batch_share.errors import BadResponseError
 from batch_share.models import (
     Action,
     DeviceAccess,
@@ -172,6 +173,44 @@ def test_read_account_costs_one_request_per_page(shared: ServerHandle) -> None:
         "ann@example.com": False,
         "bob@example.com": True,
     }
+
+
+def test_read_account_asks_for_pages_at_once_and_keeps_the_apis_order(
+    shared: ServerHandle,
+) -> None:
+    seen: list[tuple[int, int | None]] = []
+
+    async def go() -> tuple[list[DeviceInfo], AccountAccess]:
+        async with ShareClient(shared.url, credentials(shared)) as client:
+            one_by_one = await list_devices(client, page_size=7, concurrency=1)
+            shared.state.counters.requests = 0
+            account = await read_account(
+                client, page_size=7, concurrency=4, on_progress=lambda *at: seen.append(at)
+            )
+            return one_by_one, account
+
+    one_by_one, account = asyncio.run(go())
+
+    assert [device.id for device in account.devices] == [device.id for device in one_by_one]
+    assert account.requests == shared.state.counters.requests == 8  # ceil(55 / 7)
+    assert account.access[device_id(1)].device == {
+        "ann@example.com": False,
+        "bob@example.com": True,
+    }
+    assert seen[-1] == (55, 55)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_a_page_that_fails_fails_the_reading_with_its_own_error(shared: ServerHandle) -> None:
+    def break_the_server(_done: int, _total: int | None) -> None:
+        shared.state.faults.html_200 = True  # every page after the first
+
+    async def go() -> AccountAccess:
+        async with ShareClient(shared.url, credentials(shared)) as client:
+            return await read_account(client, page_size=7, retries=0, on_progress=break_the_server)
+
+    with pytest.raises(BadResponseError, match="not JSON"):
+        asyncio.run(go())
 
 
 def test_the_key_owners_own_access_is_left_out() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 import tempfile
@@ -149,3 +150,27 @@ def test_distinct_is_numpy_unique(values: list[int]) -> None:
     array = np.asarray(values, dtype=np.int64)
 
     assert distinct(array).tolist() == np.unique(array).tolist()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+    reason="counts the process's threads in /proc, on a machine with cores to spare",
+)
+def test_the_command_starts_no_openblas_threads_unless_told_to() -> None:
+    # Plain numpy starts one OpenBLAS thread per core, which spin through start-up.
+    script = "import os, batch_share.cli, numpy; print(len(os.listdir('/proc/self/task')))"
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+
+    def threads(environment: dict[str, str]) -> int:
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_LIMIT,
+            check=True,
+        )
+        return int(result.stdout)
+
+    assert threads(env) == 1
+    assert threads({**env, "OPENBLAS_NUM_THREADS": "2"}) == 2  # the admin's choice wins

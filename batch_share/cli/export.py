@@ -42,11 +42,10 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write who has access to the devices the key owns, one row per share (read-only)."""
-    import asyncio  # here, not at the top: --help and the other commands never pay for it
-
     from batch_share.cli.config import profile_choice
     from batch_share.pipeline import JobOptions, credentials_for
     from batch_share.report.roster import check_roster_path, roster_rows, write_roster
+    from batch_share.send.signals import run_async
 
     console = Console(as_json=as_json, quiet=quiet, verbose=False)
     started = time.monotonic()
@@ -59,7 +58,7 @@ def export(
         wanted = None if devices is None else _sheet_devices(devices, sheet_name)
         progress, close = _progress(quiet=quiet or as_json)
         try:
-            account = asyncio.run(_read(api_url, credentials, timeout, wanted, progress))
+            account = run_async(_read(api_url, credentials, timeout, wanted, progress))
         finally:
             close()
         rows = roster_rows(account)

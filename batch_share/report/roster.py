@@ -60,6 +60,9 @@ COLUMN_NOTES: Mapping[str, str] = {
     "notify": "true (default) emails the user about the change; false changes it quietly.",
 }
 # The values a drop-down offers; the loader accepts more spellings, these are the plain ones.
+# Columns whose every cell is formatted as Text in a workbook: a spreadsheet turns an ID
+# like 80:00:00:00:01:00:00:01 into a number or a time as soon as it is retyped.
+ID_COLUMNS = frozenset({"device_id", "service_id"})
 VALUE_LISTS: Mapping[str, tuple[str, ...]] = {
     "action": ("ADD", "REMOVE", "LEAVE"),
     "scripting": ("true", "false"),

@@ -1,10 +1,10 @@
 """Workbooks meant to be edited and fed back in (exports, templates), built so a spreadsheet
 cannot mangle them.
 
-- Every column is formatted as Text, the whole column and not only the cells written:
-  Excel applies a column's format to what is typed into it later, so a pasted ID stays
-  `80:00:00:00:01:00:00:01` instead of becoming a number or a time, and a typed `true`
-  stays text instead of becoming a boolean.
+- Every column is formatted as Text: Excel applies a column's format to what is typed
+  into it later, so a pasted ID stays `80:00:00:00:01:00:00:01` instead of becoming a
+  number or a time, and a typed `true` stays text instead of becoming a boolean. The ID
+  cells written are Text as well, so an ID edited in place stays text too.
 - `action`, `scripting` and `notify` offer a drop-down of the plain accepted values and
   refuse anything else, so a misspelt value is caught while typing, not at the next run.
 - Bold, frozen, filtered header; a second sheet, `Columns`, says what each column holds.
@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from batch_share.errors import UsageError
-from batch_share.report.roster import COLUMN_NOTES, VALUE_LISTS
+from batch_share.report.roster import COLUMN_NOTES, ID_COLUMNS, VALUE_LISTS
 from batch_share.report.writer import checked_rows
 from batch_share.report.xlsx import XLSX_MAX_ROWS, bold_cell, discard_sheet, xlsx_text
 
@@ -84,10 +84,14 @@ def _fill_data_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[
         validation.add(f"{letter}2:{letter}{XLSX_MAX_ROWS}")
         sheet.data_validations.append(validation)
     sheet.append([bold_cell(sheet, name) for name in header])
-    # openpyxl writes an appended row before taking the next, so one Text-formatted cell
-    # per column is refilled for every row instead of styling each cell anew.
-    cells = [WriteOnlyCell(sheet) for _ in header]
-    for cell in cells:
+    # ID cells carry the Text format themselves, so an ID retyped in place stays text. Each
+    # is a Text-formatted cell refilled row after row (openpyxl writes an appended row before
+    # taking the next), since a styled cell costs openpyxl four times a plain value; the
+    # other cells are plain text, and Text only where typed anew, from their column.
+    id_cells = {
+        index: WriteOnlyCell(sheet) for index, name in enumerate(header) if name in ID_COLUMNS
+    }
+    for cell in id_cells.values():
         cell.number_format = TEXT_FORMAT
     count = 0
     for row in checked_rows(rows, len(header)):
@@ -98,12 +102,13 @@ def _fill_data_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[
                 "write it as .csv"
             )
         # A blank is left out rather than written: a cell that does not exist takes the
-        # column's Text format when someone types into it, and most rows have blanks
-        # (whole-device rows have no service), so the sheet is a third cheaper to write.
-        texts = [str(value) for value in row]
-        for cell, text in zip(cells, texts, strict=True):
-            cell.value = xlsx_text(text)
-        sheet.append([cell if text else None for cell, text in zip(cells, texts, strict=True)])
+        # column's Text format when someone types into it.
+        cells: list[Any] = [xlsx_text(str(value)) or None for value in row]
+        for index, id_cell in id_cells.items():
+            if cells[index] is not None:
+                id_cell.value = cells[index]
+                cells[index] = id_cell
+        sheet.append(cells)
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{count + 1}"
 
 

@@ -8,6 +8,7 @@ a nightly sync that gives up on one flaky read would do nothing at all that nigh
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -52,22 +53,25 @@ class AccessReader(Protocol):
 
 
 async def list_devices(
-    client: GraphQLReader, *, page_size: int = PAGE_SIZE, retries: int = 4
+    client: GraphQLReader, *, page_size: int = PAGE_SIZE, concurrency: int = 4, retries: int = 4
 ) -> list[DeviceInfo]:
-    """Every device the key can see, owned or shared with it, one page at a time."""
+    """Every device the key can see, owned or shared with it, in the API's order."""
+
+    async def page_at(start: int) -> _Page:
+        return await _retrying(retries, _devices_page, client, start, page_size)
+
+    pages = await _every_page(page_at, concurrency)
+    seen: set[str] = set()
     devices: list[DeviceInfo] = []
-    start = 0
-    while True:
-        items, has_more = await _retrying(retries, _devices_page, client, start, page_size)
-        devices.extend(items)
-        if not has_more or not items:
-            return devices
-        start += len(items)
+    for page in pages:
+        for info in page.devices:
+            if info.id not in seen:  # a page boundary that moved as the account grew
+                seen.add(info.id)
+                devices.append(info)
+    return devices
 
 
-async def _devices_page(
-    client: GraphQLReader, start: int, size: int
-) -> tuple[list[DeviceInfo], bool]:
+async def _devices_page(client: GraphQLReader, start: int, size: int) -> _Page:
     response = await client.execute(DEVICES_PAGE_QUERY, {"from": start, "size": size})
     if response.errors:
         messages = "; ".join(error.message for error in response.errors)
@@ -77,7 +81,14 @@ async def _devices_page(
     page = login.get("devices") if isinstance(login, dict) else None
     if not isinstance(page, dict) or not isinstance(page.get("items"), list):
         raise BadResponseError("device list query: the answer has no devices page")
-    return [_device_info(item) for item in page["items"]], bool(page.get("hasMore"))
+    items = page["items"]
+    return _Page(
+        email="",
+        devices=[_device_info(item) for item in items],
+        access=[],
+        more=page.get("hasMore") is True and bool(items),
+        total=page.get("total") if isinstance(page.get("total"), int) else None,
+    )
 
 
 def _device_info(item: object) -> DeviceInfo:
@@ -235,57 +246,124 @@ async def read_account(
     *,
     device_ids: Iterable[str] | None = None,
     page_size: int = PAGE_SIZE,
+    concurrency: int = 4,
     retries: int = 4,
     on_progress: ReadProgress | None = None,
 ) -> AccountAccess:
     """The devices the key can see and who can reach them: all of them, or only those among
-    `device_ids` (unknown or invisible IDs are simply absent)."""
+    `device_ids` (unknown or invisible IDs are simply absent).
+
+    Pages (or batches of IDs) are asked for `concurrency` at a time, and devices keep the
+    API's order whatever order the answers come in.
+    """
     if not 1 <= page_size <= PAGE_SIZE:
         raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
     counted = _CountingReader(client)
     progress = on_progress or (lambda _done, _total: None)
-    devices: list[DeviceInfo] = []
-    access: dict[str, DeviceAccess] = {}
-    email = ""
+    read = 0
 
-    def take(items: list[Any]) -> None:
-        for item in items:
-            info = _device_info(item)
-            devices.append(info)
-            access[info.id] = parse_access(item)
+    def tick(count: int, total: int | None) -> None:
+        nonlocal read
+        read += count
+        progress(read, total)
+
+    async def page_at(start: int) -> _Page:
+        variables = {"from": start, "size": page_size}
+        page = _devices_page_of(
+            _login(await _retrying(retries, counted.execute, ACCOUNT_PAGE_QUERY, variables))
+        )
+        tick(len(page.devices), page.total)
+        return page
+
+    async def batch_of(ids: list[str], wanted: int) -> _Page:
+        variables = {"ids": ids}
+        login = _login(await _retrying(retries, counted.execute, ACCOUNT_IDS_QUERY, variables))
+        found = login.get("device") or []
+        if not isinstance(found, list):
+            raise BadResponseError("account query: the device list is not a list")
+        tick(len(ids), wanted)
+        return _parsed(login, found, more=False, total=None)
 
     if device_ids is None:
-        start = 0
-        while True:
-            variables: dict[str, object] = {"from": start, "size": page_size}
-            login = _login(await _retrying(retries, counted.execute, ACCOUNT_PAGE_QUERY, variables))
-            email = _email(login)
-            page = login.get("devices")
-            items = page.get("items") if isinstance(page, dict) else None
-            if not isinstance(page, dict) or not isinstance(items, list):
-                raise BadResponseError("account query: the answer has no devices page")
-            take(items)
-            start += len(items)
-            total = page.get("total")
-            progress(start, total if isinstance(total, int) else None)
-            # An empty page ends it too: a server that keeps saying hasMore must not loop.
-            if not items or page.get("hasMore") is not True:
-                break
+        pages = await _every_page(page_at, concurrency)
     else:
         wanted = sorted(set(device_ids))
         progress(0, len(wanted))
-        # An empty batch still says whose key this is, and that the key works.
-        for start in range(0, max(len(wanted), 1), READ_BATCH):
-            batch = wanted[start : start + READ_BATCH]
-            variables = {"ids": batch}
-            login = _login(await _retrying(retries, counted.execute, ACCOUNT_IDS_QUERY, variables))
-            email = _email(login)
-            found = login.get("device") or []
-            if not isinstance(found, list):
-                raise BadResponseError("account query: the device list is not a list")
-            take(found)
-            progress(start + len(batch), len(wanted))
-    return AccountAccess(email, tuple(devices), access, counted.requests)
+        batches = [wanted[at : at + READ_BATCH] for at in range(0, len(wanted), READ_BATCH)]
+        # An empty list still asks once: that says whose key this is, and that it works.
+        calls = [functools.partial(batch_of, batch, len(wanted)) for batch in batches or [[]]]
+        pages = await _concurrently(calls, concurrency)
+    devices: list[DeviceInfo] = []
+    access: dict[str, DeviceAccess] = {}
+    for page in pages:
+        for info, device_access in zip(page.devices, page.access, strict=True):
+            if info.id not in access:  # a page boundary that moved as the account grew
+                devices.append(info)
+                access[info.id] = device_access
+    return AccountAccess(pages[0].email, tuple(devices), access, counted.requests)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    email: str
+    devices: list[DeviceInfo]
+    access: list[DeviceAccess]
+    more: bool
+    total: int | None
+
+
+def _parsed(login: Mapping[str, object], items: list[Any], *, more: bool, total: object) -> _Page:
+    return _Page(
+        email=_email(login),
+        devices=[_device_info(item) for item in items],
+        access=[parse_access(item) for item in items],
+        # An empty page ends the reading too: a server stuck on hasMore must not loop.
+        more=more and bool(items),
+        total=total if isinstance(total, int) else None,
+    )
+
+
+def _devices_page_of(login: Mapping[str, object]) -> _Page:
+    page = login.get("devices")
+    items = page.get("items") if isinstance(page, dict) else None
+    if not isinstance(page, dict) or not isinstance(items, list):
+        raise BadResponseError("account query: the answer has no devices page")
+    return _parsed(login, items, more=page.get("hasMore") is True, total=page.get("total"))
+
+
+async def _every_page(page_at: Callable[[int], Awaitable[_Page]], concurrency: int) -> list[_Page]:
+    """Every page of a `login { devices(from:, size:) }` listing. The first says how many
+    devices there are; the others are then asked for `concurrency` at a time, so each answer
+    is parsed while the server works on the next."""
+    first = await page_at(0)
+    # The server's own page length steps the offsets: it may cap `size` below ours.
+    step = len(first.devices)
+    starts = range(step, first.total or 0, step) if first.more else range(0)
+    later = [functools.partial(page_at, start) for start in starts]
+    pages = [first, *await _concurrently(later, concurrency)]
+    # The account may have grown while it was read: follow the last page's hasMore.
+    while pages[-1].more:
+        pages.append(await page_at(sum(len(page.devices) for page in pages)))
+    return pages
+
+
+async def _concurrently(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
+    """The results in `calls` order, at most `limit` running at once. The first failure
+    cancels the rest and is raised as itself (a TaskGroup would wrap it in a group)."""
+    gate = asyncio.Semaphore(max(1, limit))
+
+    async def gated(call: Callable[[], Awaitable[_T]]) -> _T:
+        async with gate:
+            return await call()
+
+    tasks = [asyncio.ensure_future(gated(call)) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class _CountingReader:

@@ -16,7 +16,7 @@ from batch_share.models import Intent, Mutation, Outcome, OutcomeKey, ProgressEv
 from batch_share.plan.planned import PlannedSheet
 from batch_share.send.executor import ExecConfig, ExecResult, execute
 from batch_share.send.journal import Journal, intent_key
-from batch_share.send.signals import handlers_restored, stop_on_signals
+from batch_share.send.signals import handlers_restored, run_async, stop_on_signals
 from batch_share.send.verify import not_applied, read_access
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def run_plan(
             return result, outcomes
 
     with handlers_restored():
-        exec_result, outcomes = asyncio.run(go())
+        exec_result, outcomes = run_async(go())
     missing = sum(1 for o in outcomes.values() if o.code == "not-applied")
     return RunResult(exec_result, outcomes, resumed=len(earlier), not_applied=missing)
 

@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -28,6 +31,23 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Non
                 loop.call_soon_threadsafe(stop.set)
 
             signal.signal(signum, handler)
+
+
+def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run`, with the result kept out of the main task.
+
+    On Python 3.11, `asyncio.run` ends by asking `signal.getsignal` for its own Ctrl-C
+    handler, which formats that handler into an error message it then discards; the
+    handler's text includes the main task's, and so the task's whole result. For an export
+    of 10,000 devices that text took half a second to build.
+    """
+    result: list[_T] = []
+
+    async def main() -> None:
+        result.append(await coroutine)
+
+    asyncio.run(main())
+    return result[0]
 
 
 @contextlib.contextmanager
