@@ -365,8 +365,8 @@ async def _read_account(
     from batch_share.plan.resolve import Directory, resolve_names  # noqa: PLC0415
     from batch_share.plan.sync import sheet_scope  # noqa: PLC0415
     from batch_share.send.account import (  # noqa: PLC0415
-        PAGE_SIZE,
         READ_BATCH,
+        CountingReader,
         list_devices,
         read_access,
         read_access_and_email,
@@ -381,8 +381,9 @@ async def _read_account(
         names = needs_lookup(planned)
         if names or sync_account:
             account = (await client.whoami()).casefold()
-            devices = await list_devices(client)
-            requests += 1 + max(1, -(-len(devices) // PAGE_SIZE))
+            listing = CountingReader(client)
+            devices = await list_devices(listing, concurrency=options.concurrency)
+            requests += 1 + listing.requests
         if names:
             directory = Directory.of(devices, account or "")
             planned = resolve_names(planned, directory, cross_device=options.cross_device)

@@ -6,7 +6,7 @@ distinct names number 9,601, one of them ambiguous). A roster that names N of th
 resolved two ways, and both are timed and their requests counted:
 
 (a) what `run` does now: `list_devices`, pages of 1,000 through `login { devices }`,
-    whatever N is (the whole account, read one page after another);
+    whatever N is (the whole account, four pages at a time);
 (b) asking per distinct name: aliased `dK: devices(name: $nK, size: 10) { items { id name
     owner { email } } hasMore }` fields, 20 or 100 names per request, 8 requests at a time.
     It exists only here, to measure it; `devices(name:)` matches substrings, so exact

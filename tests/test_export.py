@@ -10,8 +10,9 @@ import asyncio
 import base64
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import read_report, write_sheet
@@ -45,7 +46,7 @@ from batch_share.send.account import (
     read_account,
 )
 from batch_share.send.auth import Credentials
-from batch_share.send.client import ShareClient
+from batch_share.send.client import GraphQLResponse, ShareClient
 
 Invoke = Callable[..., Result]
 HEADER = ["device_id", "device_name", "service_id", "service_name", "email", "scripting"]
@@ -184,6 +185,7 @@ def test_read_account_asks_for_pages_at_once_and_keeps_the_apis_order(
         async with ShareClient(shared.url, credentials(shared)) as client:
             one_by_one = await list_devices(client, page_size=7, concurrency=1)
             shared.state.counters.requests = 0
+            shared.state.faults.latency = 0.02  # long enough for answers to overlap
             account = await read_account(
                 client, page_size=7, concurrency=4, on_progress=lambda *at: seen.append(at)
             )
@@ -199,6 +201,63 @@ def test_read_account_asks_for_pages_at_once_and_keeps_the_apis_order(
     }
     assert seen[-1] == (55, 55)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert shared.state.counters.peak_concurrency > 1
+
+
+class OtherServer:
+    """The real client and the real emulator, with what other servers do laid over them:
+    a smaller largest page, one page cut short, a total that is wrong or missing."""
+
+    def __init__(
+        self,
+        client: ShareClient,
+        *,
+        cap: int | None = None,
+        short_at: int | None = None,
+        total: int | str | None = "true",
+    ) -> None:
+        self.client, self.cap, self.short_at, self.total = client, cap, short_at, total
+
+    async def execute(self, document: str, variables: Mapping[str, object]) -> GraphQLResponse:
+        asked = dict(variables)
+        size, start = asked.get("size"), asked.get("from")
+        if isinstance(size, int):
+            if self.cap is not None:
+                size = min(size, self.cap)
+            if start == self.short_at:
+                size -= 3
+            asked["size"] = size
+        response = await self.client.execute(document, asked)
+        login = response.data["login"] if response.data else None
+        if self.total != "true" and isinstance(login, dict):
+            login["devices"]["total"] = self.total
+        return response
+
+
+@pytest.mark.parametrize(
+    ("quirks", "most_requests"),
+    [
+        ({"cap": 5}, 11),  # ceil(55 / 5)
+        ({"short_at": 14}, 9 + 3),  # one page asked again, and what was in flight after it
+        ({"total": None}, 8),  # one page at a time
+        ({"total": 30}, 8),  # past the total, one page at a time
+        ({"total": 5000}, 8 + 3),  # never more than 4 in flight past the end
+    ],
+    ids=["page-cap", "short-page", "no-total", "total-too-low", "total-too-high"],
+)
+def test_read_account_misses_no_device_whatever_the_server_pages_are(
+    shared: ServerHandle, quirks: dict[str, Any], most_requests: int
+) -> None:
+    async def go() -> tuple[list[DeviceInfo], AccountAccess]:
+        async with ShareClient(shared.url, credentials(shared)) as client:
+            one_by_one = await list_devices(client, page_size=7, concurrency=1)
+            account = await read_account(OtherServer(client, **quirks), page_size=7)
+            return one_by_one, account
+
+    one_by_one, account = asyncio.run(go())
+
+    assert [device.id for device in account.devices] == [device.id for device in one_by_one]
+    assert account.requests <= most_requests
 
 
 def test_a_page_that_fails_fails_the_reading_with_its_own_error(shared: ServerHandle) -> None:

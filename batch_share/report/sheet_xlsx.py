@@ -2,9 +2,11 @@
 cannot mangle them.
 
 - Every column is formatted as Text: Excel applies a column's format to what is typed
-  into it later, so a pasted ID stays `80:00:00:00:01:00:00:01` instead of becoming a
-  number or a time, and a typed `true` stays text instead of becoming a boolean. The ID
-  cells written are Text as well, so an ID edited in place stays text too.
+  into an empty cell, so a pasted ID stays `80:00:00:00:01:00:00:01` instead of becoming
+  a number or a time, and a typed `true` stays text instead of becoming a boolean. The ID
+  cells written are Text themselves, so an ID edited in place stays text too; the other
+  written cells are not (styling them doubled the time to write a large export), so a
+  `true` retyped over one becomes a boolean, which the loader reads as `true` anyway.
 - `action`, `scripting` and `notify` offer a drop-down of the plain accepted values and
   refuse anything else, so a misspelt value is caught while typing, not at the next run.
 - Bold, frozen, filtered header; a second sheet, `Columns`, says what each column holds.

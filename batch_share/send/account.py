@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -253,12 +254,12 @@ async def read_account(
     """The devices the key can see and who can reach them: all of them, or only those among
     `device_ids` (unknown or invisible IDs are simply absent).
 
-    Pages (or batches of IDs) are asked for `concurrency` at a time, and devices keep the
-    API's order whatever order the answers come in.
+    Up to `concurrency` pages (or batches of IDs) are asked for at once, and devices keep
+    the API's order whatever order the answers come in.
     """
     if not 1 <= page_size <= PAGE_SIZE:
         raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
-    counted = _CountingReader(client)
+    counted = CountingReader(client)
     progress = on_progress or (lambda _done, _total: None)
     read = 0
 
@@ -269,11 +270,9 @@ async def read_account(
 
     async def page_at(start: int) -> _Page:
         variables = {"from": start, "size": page_size}
-        page = _devices_page_of(
+        return _devices_page_of(
             _login(await _retrying(retries, counted.execute, ACCOUNT_PAGE_QUERY, variables))
         )
-        tick(len(page.devices), page.total)
-        return page
 
     async def batch_of(ids: list[str], wanted: int) -> _Page:
         variables = {"ids": ids}
@@ -285,7 +284,9 @@ async def read_account(
         return _parsed(login, found, more=False, total=None)
 
     if device_ids is None:
-        pages = await _every_page(page_at, concurrency)
+        pages = await _every_page(
+            page_at, concurrency, on_page=lambda page: tick(len(page.devices), page.total)
+        )
     else:
         wanted = sorted(set(device_ids))
         progress(0, len(wanted))
@@ -331,20 +332,55 @@ def _devices_page_of(login: Mapping[str, object]) -> _Page:
     return _parsed(login, items, more=page.get("hasMore") is True, total=page.get("total"))
 
 
-async def _every_page(page_at: Callable[[int], Awaitable[_Page]], concurrency: int) -> list[_Page]:
-    """Every page of a `login { devices(from:, size:) }` listing. The first says how many
-    devices there are; the others are then asked for `concurrency` at a time, so each answer
-    is parsed while the server works on the next."""
+async def _every_page(
+    page_at: Callable[[int], Awaitable[_Page]],
+    concurrency: int,
+    on_page: Callable[[_Page], None] = lambda _page: None,
+) -> list[_Page]:
+    """Every page of a `login { devices(from:, size:) }` listing, in order.
+
+    The first page gives the page length and the total; then up to `concurrency` pages are
+    in flight at once, each parsed while the server works on the next, and never past the
+    total (a server overstating it costs at most `concurrency` requests, not one per page).
+    A page shorter than the first (a server with uneven pages, or devices deleted meanwhile)
+    makes the offsets after it wrong: those requests are dropped and asked again from where
+    that page ended, so no device is skipped. Without a total, pages go one at a time.
+    """
     first = await page_at(0)
-    # The server's own page length steps the offsets: it may cap `size` below ours.
-    step = len(first.devices)
-    starts = range(step, first.total or 0, step) if first.more else range(0)
-    later = [functools.partial(page_at, start) for start in starts]
-    pages = [first, *await _concurrently(later, concurrency)]
-    # The account may have grown while it was read: follow the last page's hasMore.
-    while pages[-1].more:
-        pages.append(await page_at(sum(len(page.devices) for page in pages)))
+    pages = [first]
+    on_page(first)
+    step, offset, total = len(first.devices), len(first.devices), first.total
+    ahead = max(1, concurrency) if total is not None else 1
+    pending: deque[tuple[int, asyncio.Future[_Page]]] = deque()
+    next_start = offset
+
+    def ask_ahead() -> None:
+        nonlocal next_start
+        while len(pending) < ahead and (total is None or next_start < total or not pending):
+            pending.append((next_start, asyncio.ensure_future(page_at(next_start))))
+            next_start += step
+
+    try:
+        while pages[-1].more:
+            ask_ahead()
+            start, answer = pending.popleft()
+            page = await answer
+            pages.append(page)
+            on_page(page)
+            offset = start + len(page.devices)
+            if page.more and len(page.devices) != step:
+                await _cancelled([answer for _, answer in pending])
+                pending.clear()
+                next_start = offset
+    finally:
+        await _cancelled([answer for _, answer in pending])
     return pages
+
+
+async def _cancelled(answers: Sequence[asyncio.Future[Any]]) -> None:
+    for answer in answers:
+        answer.cancel()
+    await asyncio.gather(*answers, return_exceptions=True)
 
 
 async def _concurrently(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
@@ -360,14 +396,13 @@ async def _concurrently(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancelled(tasks)
         raise
 
 
-class _CountingReader:
-    """Counts every request, retries included, for the export's `requests`."""
+class CountingReader:
+    """Counts every request, retries included, for the `requests` that export, sync and
+    name lookups report."""
 
     def __init__(self, client: GraphQLReader) -> None:
         self._client = client
