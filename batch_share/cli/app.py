@@ -59,21 +59,21 @@ class _CommandsOnDemand(MutableMapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
             if name not in COMMANDS:
-                raise KeyError(name)
+                raise KeyError(name)  # click then says "No such command" with suggestions
             self._built[name] = _build(name)
         return self._built[name]
 
     def __setitem__(self, name: str, command: Any) -> None:
-        self._built[name] = command
+        raise TypeError("the commands are those in COMMANDS")
 
     def __delitem__(self, name: str) -> None:
-        raise TypeError("commands cannot be removed")
+        raise TypeError("the commands are those in COMMANDS")
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*COMMANDS, *(name for name in self._built if name not in COMMANDS)])
+        return iter(COMMANDS)
 
     def __len__(self) -> int:
-        return len(set(COMMANDS) | set(self._built))
+        return len(COMMANDS)
 
 
 class _Group(typer.core.TyperGroup):

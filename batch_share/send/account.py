@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -62,14 +62,7 @@ async def list_devices(
         return await _retrying(retries, _devices_page, client, start, page_size)
 
     pages = await _every_page(page_at, concurrency)
-    seen: set[str] = set()
-    devices: list[DeviceInfo] = []
-    for page in pages:
-        for info in page.devices:
-            if info.id not in seen:  # a page boundary that moved as the account grew
-                seen.add(info.id)
-                devices.append(info)
-    return devices
+    return [page.devices[index] for page, index in _first_seen(pages)]
 
 
 async def _devices_page(client: GraphQLReader, start: int, size: int) -> _Page:
@@ -82,13 +75,8 @@ async def _devices_page(client: GraphQLReader, start: int, size: int) -> _Page:
     page = login.get("devices") if isinstance(login, dict) else None
     if not isinstance(page, dict) or not isinstance(page.get("items"), list):
         raise BadResponseError("device list query: the answer has no devices page")
-    items = page["items"]
-    return _Page(
-        email="",
-        devices=[_device_info(item) for item in items],
-        access=[],
-        more=page.get("hasMore") is True and bool(items),
-        total=page.get("total") if isinstance(page.get("total"), int) else None,
+    return _parsed(
+        page["items"], email="", more=page.get("hasMore") is True, total=page.get("total")
     )
 
 
@@ -270,7 +258,7 @@ async def read_account(
 
     async def page_at(start: int) -> _Page:
         variables = {"from": start, "size": page_size}
-        return _devices_page_of(
+        return _account_page(
             _login(await _retrying(retries, counted.execute, ACCOUNT_PAGE_QUERY, variables))
         )
 
@@ -281,7 +269,7 @@ async def read_account(
         if not isinstance(found, list):
             raise BadResponseError("account query: the device list is not a list")
         tick(len(ids), wanted)
-        return _parsed(login, found, more=False, total=None)
+        return _parsed(found, email=_email(login), more=False, total=None, with_access=True)
 
     if device_ids is None:
         pages = await _every_page(
@@ -294,14 +282,10 @@ async def read_account(
         # An empty list still asks once: that says whose key this is, and that it works.
         calls = [functools.partial(batch_of, batch, len(wanted)) for batch in batches or [[]]]
         pages = await _concurrently(calls, concurrency)
-    devices: list[DeviceInfo] = []
-    access: dict[str, DeviceAccess] = {}
-    for page in pages:
-        for info, device_access in zip(page.devices, page.access, strict=True):
-            if info.id not in access:  # a page boundary that moved as the account grew
-                devices.append(info)
-                access[info.id] = device_access
-    return AccountAccess(pages[0].email, tuple(devices), access, counted.requests)
+    kept = list(_first_seen(pages))
+    devices = tuple(page.devices[index] for page, index in kept)
+    access = {page.devices[index].id: page.access[index] for page, index in kept}
+    return AccountAccess(pages[0].email, devices, access, counted.requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,23 +297,42 @@ class _Page:
     total: int | None
 
 
-def _parsed(login: Mapping[str, object], items: list[Any], *, more: bool, total: object) -> _Page:
+def _parsed(
+    items: list[Any], *, email: str, more: bool, total: object, with_access: bool = False
+) -> _Page:
     return _Page(
-        email=_email(login),
+        email=email,
         devices=[_device_info(item) for item in items],
-        access=[parse_access(item) for item in items],
+        access=[parse_access(item) for item in items] if with_access else [],
         # An empty page ends the reading too: a server stuck on hasMore must not loop.
         more=more and bool(items),
         total=total if isinstance(total, int) else None,
     )
 
 
-def _devices_page_of(login: Mapping[str, object]) -> _Page:
+def _first_seen(pages: Sequence[_Page]) -> Iterator[tuple[_Page, int]]:
+    """Where each device first appears: a page boundary that moved as the account grew
+    can show a device on two pages."""
+    seen: set[str] = set()
+    for page in pages:
+        for index, info in enumerate(page.devices):
+            if info.id not in seen:
+                seen.add(info.id)
+                yield page, index
+
+
+def _account_page(login: Mapping[str, object]) -> _Page:
     page = login.get("devices")
     items = page.get("items") if isinstance(page, dict) else None
     if not isinstance(page, dict) or not isinstance(items, list):
         raise BadResponseError("account query: the answer has no devices page")
-    return _parsed(login, items, more=page.get("hasMore") is True, total=page.get("total"))
+    return _parsed(
+        items,
+        email=_email(login),
+        more=page.get("hasMore") is True,
+        total=page.get("total"),
+        with_access=True,
+    )
 
 
 async def _every_page(
@@ -349,10 +352,10 @@ async def _every_page(
     first = await page_at(0)
     pages = [first]
     on_page(first)
-    step, offset, total = len(first.devices), len(first.devices), first.total
+    step, total = len(first.devices), first.total
     ahead = max(1, concurrency) if total is not None else 1
     pending: deque[tuple[int, asyncio.Future[_Page]]] = deque()
-    next_start = offset
+    next_start = step
 
     def ask_ahead() -> None:
         nonlocal next_start
@@ -367,11 +370,10 @@ async def _every_page(
             page = await answer
             pages.append(page)
             on_page(page)
-            offset = start + len(page.devices)
             if page.more and len(page.devices) != step:
                 await _cancelled([answer for _, answer in pending])
                 pending.clear()
-                next_start = offset
+                next_start = start + len(page.devices)
     finally:
         await _cancelled([answer for _, answer in pending])
     return pages
