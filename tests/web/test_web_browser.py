@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from typer.testing import CliRunner
 
@@ -91,8 +91,26 @@ def confirm(driver: WebDriver) -> None:
     slow machine reads the old page."""
     page = find(driver, "html")
     find(driver, "#confirm-button").click()
-    wait(driver, staleness_of(page))
+    wait(driver, replaced(page))
     wait_for_result(driver)
+
+
+def replaced(element: WebElement) -> Callable[[WebDriver], bool]:
+    """True once the element's document is gone. Mid-navigation, chromedriver can answer
+    with an inspector error ("Node with given id does not belong to the document")
+    instead of a stale reference; that means "not settled yet", so ask again."""
+
+    def check(driver: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" not in str(error):
+                raise
+        return False
+
+    return check
 
 
 def result_rows(driver: WebDriver) -> list[dict[str, str]]:
