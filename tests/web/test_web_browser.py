@@ -106,11 +106,15 @@ def replaced(element: WebElement) -> Callable[[WebDriver], bool]:
         except StaleElementReferenceException:
             return True
         except WebDriverException as error:
-            if "does not belong to the document" not in str(error):
+            if not mid_navigation(error):
                 raise
         return False
 
     return check
+
+
+def mid_navigation(error: WebDriverException) -> bool:
+    return "does not belong to the document" in str(error)
 
 
 def result_rows(driver: WebDriver) -> list[dict[str, str]]:
@@ -284,11 +288,20 @@ def test_progress_arrives_while_a_slow_run_sends(
     seen: list[str] = []
 
     def partway(driver: WebDriver) -> bool:
-        if not driver.find_elements(By.ID, "p-done"):
+        """The progress page gives way to the result when the run ends; an element read
+        as that happens is gone, which only means "not partway yet"."""
+        try:
+            if not driver.find_elements(By.ID, "p-done"):
+                return False
+            done = driver.find_element(By.ID, "p-done").text
+            seen.append(done)
+            return done not in {"0", find(driver, "#p-total").text}
+        except StaleElementReferenceException:
             return False
-        done = driver.find_element(By.ID, "p-done").text
-        seen.append(done)
-        return done not in {"0", find(driver, "#p-total").text}
+        except WebDriverException as error:
+            if not mid_navigation(error):
+                raise
+            return False
 
     wait(browser, partway)
     shot(browser, "9-progress")
