@@ -6,9 +6,13 @@ Needs uvicorn (the `emulator` or `web` extra); only those two import this module
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from typing import Any
 
 import uvicorn
+
+_STARTUP_TIMEOUT = 10.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -45,3 +49,27 @@ def uvicorn_server(app: Any, *, log_config: dict[str, Any] | None) -> uvicorn.Se
             timeout_graceful_shutdown=1,
         )
     )
+
+
+def start_in_thread(
+    server: uvicorn.Server, sock: socket.socket, *, name: str, failure: str
+) -> threading.Thread:
+    """Serve on a daemon thread with its own event loop; return once it accepts requests.
+    Raises RuntimeError(failure) if it dies or is not up within ten seconds."""
+    thread = threading.Thread(target=run_on, args=(server, sock), name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + _STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(_STARTUP_TIMEOUT)
+            raise RuntimeError(failure)
+        time.sleep(0.005)
+    return thread
+
+
+def run_on(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve until stopped. uvicorn closes the socket on a normal shutdown; `with` covers
+    a failed startup too."""
+    with sock:
+        server.run(sockets=[sock])

@@ -4,10 +4,8 @@ foreground (the `batch-share emulator` command)."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 import threading
-import time
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -16,9 +14,8 @@ from uvicorn.config import LOGGING_CONFIG
 
 from batch_share.emulator.server import GRAPHQL_PATH, Emulator
 from batch_share.emulator.state import SeedGrant
-from batch_share.loopback import bind, uvicorn_server
+from batch_share.loopback import bind, run_on, start_in_thread, uvicorn_server
 
-_STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
 
@@ -86,24 +83,13 @@ def serve_in_thread(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) 
     bound_port = sock.getsockname()[1]
     # log_config=None: leave the host process's logging configuration alone.
     server = uvicorn_server(emulator.app, log_config=None)
-    thread = threading.Thread(
-        target=_run, args=(server, sock), name=f"batch-share-emulator-{bound_port}", daemon=True
+    thread = start_in_thread(
+        server,
+        sock,
+        name=f"batch-share-emulator-{bound_port}",
+        failure=f"the emulator did not start on {_url(host, bound_port)}",
     )
-    thread.start()
-    deadline = time.monotonic() + _STARTUP_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join()
-            raise RuntimeError(f"the emulator did not start on {_url(host, bound_port)}")
-        time.sleep(0.005)
     return ServerHandle(emulator, _url(host, bound_port), bound_port, server, thread)
-
-
-def _run(server: uvicorn.Server, sock: socket.socket) -> None:
-    # uvicorn closes the socket on a normal shutdown; `with` covers a failed startup too.
-    with sock:
-        server.run(sockets=[sock])
 
 
 def serve(
@@ -171,4 +157,4 @@ def serve(
     # Ctrl-C is how this server is meant to end: uvicorn shuts down gracefully, then
     # re-raises the interrupt, which is no error here.
     with contextlib.suppress(KeyboardInterrupt):
-        _run(uvicorn_server(emulator.app, log_config=LOGGING_CONFIG), sock)
+        run_on(uvicorn_server(emulator.app, log_config=LOGGING_CONFIG), sock)

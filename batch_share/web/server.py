@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
-import time
 from dataclasses import replace
 from types import TracebackType
 
 from batch_share import loopback
-from batch_share.loopback import uvicorn_server
+from batch_share.loopback import run_on, start_in_thread, uvicorn_server
 from batch_share.web.app import ServeConfig, State, create_app
 
 HOST = "127.0.0.1"  # never configurable: the page can spend the user's credentials
-_STARTUP_TIMEOUT = 10.0
 
 
 def bind(port: int) -> socket.socket:
@@ -35,7 +32,6 @@ class WebServer:
         self.config = replace(config, port=self.sock.getsockname()[1])
         self.app = create_app(self.config)
         self._server = uvicorn_server(self.app, log_config=None)
-        self._thread = threading.Thread(target=self._run, name="batch-share-serve", daemon=True)
 
     @property
     def url(self) -> str:
@@ -51,18 +47,13 @@ class WebServer:
         found: State = self.app.state.serve
         return found
 
-    def _run(self) -> None:
-        with self.sock:
-            self._server.run(sockets=[self.sock])
-
     def __enter__(self) -> WebServer:
-        self._thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError("the page's server did not start")
-            time.sleep(0.005)
+        self._thread = start_in_thread(
+            self._server,
+            self.sock,
+            name="batch-share-serve",
+            failure="the page's server did not start",
+        )
         return self
 
     def __exit__(
@@ -79,5 +70,5 @@ def serve_forever(config: ServeConfig, sock: socket.socket) -> None:
     """Serve until Ctrl-C, which is how this server is meant to end."""
     from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
 
-    with contextlib.suppress(KeyboardInterrupt), sock:
-        uvicorn_server(create_app(config), log_config=LOGGING_CONFIG).run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):
+        run_on(uvicorn_server(create_app(config), log_config=LOGGING_CONFIG), sock)
