@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
-from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -26,7 +25,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from batch_share.errors import UsageError
 from batch_share.report.roster import COLUMN_NOTES, ID_COLUMNS, VALUE_LISTS
 from batch_share.report.writer import checked_rows
-from batch_share.report.xlsx import XLSX_MAX_ROWS, bold_cell, discard_sheet, xlsx_text
+from batch_share.report.xlsx import XLSX_MAX_ROWS, bold_cell, save_streamed, xlsx_text
 
 TEXT_FORMAT = "@"
 _WIDTHS = {
@@ -48,18 +47,14 @@ def write_sheet_xlsx(
     *,
     sheet_title: str,
 ) -> None:
-    # Write-only mode streams rows to disk, so a large account's export fits in memory.
-    workbook = Workbook(write_only=True)
-    data_sheet = workbook.create_sheet(sheet_title)
-    notes_sheet = workbook.create_sheet("Columns")
-    try:
-        _fill_data_sheet(data_sheet, header, rows)
-        _fill_notes_sheet(notes_sheet, header)
-    except BaseException:
-        for sheet in (data_sheet, notes_sheet):
-            discard_sheet(sheet)
-        raise
-    workbook.save(out)
+    save_streamed(
+        out,
+        [
+            (sheet_title, lambda sheet: _fill_data_sheet(sheet, header, rows)),
+            ("Columns", lambda sheet: _fill_notes_sheet(sheet, header)),
+        ],
+        active=sheet_title,  # the data sheet, which is also first: the loader reads it
+    )
 
 
 def _fill_data_sheet(sheet: Any, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -5,7 +5,7 @@ Kept apart from `report` so that runs writing CSV or JSONL never import openpyxl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from typing import IO, Any
 
@@ -60,22 +60,36 @@ def write_xlsx(
     rows: Iterable[Sequence[Cell]],
     summary: ReportSummary,
 ) -> None:
-    # Write-only mode streams rows to disk, so a million-line report fits in memory.
+    save_streamed(
+        out,
+        [
+            ("Report", lambda sheet: _fill_report_sheet(sheet, header, rows)),
+            ("Summary", lambda sheet: _fill_summary_sheet(sheet, summary)),
+        ],
+        active="Summary",  # opens on Summary; Report stays first (see top)
+    )
+
+
+def save_streamed(
+    out: IO[bytes], sheets: Sequence[tuple[str, Callable[[Any], None]]], *, active: str
+) -> None:
+    """A workbook of write-only sheets, each filled in turn: rows stream to disk, so a
+    million-line sheet fits in memory. If filling fails, every half-written sheet is
+    discarded before the error goes on."""
     workbook = Workbook(write_only=True)
-    report_sheet = workbook.create_sheet("Report")
-    summary_sheet = workbook.create_sheet("Summary")
+    made = {title: workbook.create_sheet(title) for title, _ in sheets}
     try:
-        _fill_report_sheet(report_sheet, header, rows)
-        _fill_summary_sheet(summary_sheet, summary)
+        for title, fill in sheets:
+            fill(made[title])
     except BaseException:
-        for sheet in (report_sheet, summary_sheet):
-            discard_sheet(sheet)
+        for sheet in made.values():
+            _discard_sheet(sheet)
         raise
-    workbook.active = summary_sheet  # opens on Summary; Report stays first (see top)
+    workbook.active = made[active]
     workbook.save(out)
 
 
-def discard_sheet(sheet: Any) -> None:
+def _discard_sheet(sheet: Any) -> None:
     """Abandon a half-streamed write-only sheet tidily.
 
     openpyxl streams each sheet into its own temp file through a generator; left to the
